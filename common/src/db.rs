@@ -1,0 +1,196 @@
+//! Database connections for SQLite (default, one file per service) and PostgreSQL.
+//!
+//! Services use `sqlx::Any`, so one set of SQL serves both backends. Keep statements portable:
+//! `$N` placeholders (SQLite accepts them too), `INSERT .. ON CONFLICT .. DO UPDATE`, and only
+//! the types `Any` maps (integers, text, blobs).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// SQLite allows at most this many bound values in one statement (PostgreSQL allows more).
+pub const MAX_BIND_PARAMS: usize = 32_766;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL {url:?}: expected sqlite://PATH, postgres://... or a file path")]
+    InvalidUrl { url: String },
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed on {url}: {source}")]
+    Migrate { url: String, source: MigrateError },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool and what it is connected to.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// The URL without its password, fit for logs.
+    pub display_url: String,
+}
+
+/// The default store of a service: `data/NAME.db` under the working directory.
+pub fn default_url(name: &str) -> String {
+    format!("sqlite://data/{name}.db")
+}
+
+/// Connects, creating a missing SQLite file and its directory, then runs `migrator`.
+pub async fn connect(url: &str, migrator: &Migrator) -> Result<Database, DbError> {
+    sqlx::any::install_default_drivers();
+    let (url, backend) = normalize(url)?;
+    let display_url = redact(&url);
+    if backend == Backend::Sqlite {
+        create_parent_dir(&url)?;
+    }
+    let options: AnyConnectOptions = url
+        .parse::<AnyConnectOptions>()
+        .map_err(|source| DbError::Connect { url: display_url.clone(), source })?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+    let pool = AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers (reports, status) run beside the writer; NORMAL is durable
+                    // across process crashes, which is what replay-from-Kafka needs.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Connect { url: display_url.clone(), source })?;
+    migrator
+        .run(&pool)
+        .await
+        .map_err(|source| DbError::Migrate { url: display_url.clone(), source })?;
+    Ok(Database { pool, backend, display_url })
+}
+
+/// Whether an error means "the database is unavailable right now" (retry later) rather than
+/// "this statement is wrong" (a bug; retrying cannot help).
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code() {
+            // PostgreSQL: connection exceptions (08), operator intervention such as
+            // admin_shutdown (57), insufficient resources (53), serialization failure and deadlock.
+            Some(code) => {
+                code.starts_with("08")
+                    || code.starts_with("57")
+                    || code.starts_with("53")
+                    || code == "40001"
+                    || code == "40P01"
+                    // SQLite: SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+                    || code.parse::<i32>().is_ok_and(|c| matches!(c & 0xFF, 5 | 6))
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Appends `($1, $2), ($3, $4), ...`: `rows` tuples of `columns` placeholders, numbered from 1.
+pub fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let separator = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{separator}${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
+}
+
+/// How many rows of `columns` values fit in one statement.
+pub fn max_rows_per_statement(columns: usize) -> usize {
+    MAX_BIND_PARAMS / columns
+}
+
+fn normalize(url: &str) -> Result<(String, Backend), DbError> {
+    let invalid = || DbError::InvalidUrl { url: redact(url) };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_owned(), Backend::Postgres));
+    }
+    let path = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Some(path) => path,
+        None if !url.contains("://") => url,
+        None => return Err(invalid()),
+    };
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path.is_empty() {
+        return Err(invalid());
+    }
+    let mode = if query.contains("mode=") { String::new() } else { "mode=rwc".to_owned() };
+    let query = [query, &mode].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
+    Ok((format!("sqlite://{path}?{query}"), Backend::Sqlite))
+}
+
+fn create_parent_dir(url: &str) -> Result<(), DbError> {
+    let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default();
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => std::fs::create_dir_all(dir)
+            .map_err(|source| DbError::CreateDir { path: dir.display().to_string(), source }),
+        _ => Ok(()),
+    }
+}
+
+/// Hides the password of `scheme://user:password@host/...`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_across_rows() {
+        let mut sql = String::new();
+        push_placeholders(&mut sql, 2, 3);
+        assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn urls_normalize_to_a_backend() {
+        assert_eq!(normalize("data/w.db").unwrap(), ("sqlite://data/w.db?mode=rwc".into(), Backend::Sqlite));
+        assert_eq!(normalize("sqlite://x.db?mode=ro").unwrap().0, "sqlite://x.db?mode=ro");
+        assert_eq!(normalize("postgres://u:p@h/db").unwrap().1, Backend::Postgres);
+        assert!(normalize("mysql://h/db").is_err());
+        assert!(normalize("sqlite://").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_display() {
+        assert_eq!(redact("postgres://edison:s3cret@127.0.0.1/db"), "postgres://edison:***@127.0.0.1/db");
+        assert_eq!(redact("sqlite://data/w.db"), "sqlite://data/w.db");
+    }
+}

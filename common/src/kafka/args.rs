@@ -1,0 +1,128 @@
+use std::fmt;
+
+use rdkafka::ClientConfig;
+
+/// Connection flags shared by every binary. Flatten it into a clap command.
+#[derive(clap::Args, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    pub bootstrap_servers: String,
+
+    /// The order events topic.
+    #[arg(long, env = "EDISON_TOPIC", default_value = "orders")]
+    pub topic: String,
+
+    /// A librdkafka property, as in kcat: `-X key=value`. Repeat it for several. Applied last, so
+    /// it overrides the defaults (e.g. `-X security.protocol=SASL_SSL -X sasl.password=...`).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_override)]
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Parses one `-X key=value` pair.
+pub fn parse_override(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {pair:?}")),
+    }
+}
+
+impl KafkaArgs {
+    /// Plain connection settings, for the admin client and other short-lived clients.
+    pub fn client_config(&self) -> ClientConfig {
+        self.with_overrides(self.base())
+    }
+
+    /// An idempotent producer: `acks=all`, no duplicates or reordering from its own retries.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "10");
+        self.with_overrides(config)
+    }
+
+    /// A group consumer that stores offsets only when told to (`enable.auto.offset.store=false`)
+    /// and commits the stored ones in the background, and on revoke and shutdown.
+    pub fn consumer_config(&self, group_id: &str) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        self.with_overrides(config)
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config
+    }
+
+    fn with_overrides(&self, mut config: ClientConfig) -> ClientConfig {
+        for (key, value) in &self.overrides {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Shows override keys but never their values: `-X` carries credentials.
+impl fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self.overrides.iter().map(|(k, _)| format!("{k}=***")).collect();
+        f.debug_struct("KafkaArgs")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic", &self.topic)
+            .field("overrides", &keys)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(overrides: &[(&str, &str)]) -> KafkaArgs {
+        KafkaArgs {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            topic: "orders".into(),
+            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn overrides_win_over_defaults() {
+        let config = args(&[("acks", "1")]).producer_config();
+        assert_eq!(config.get("acks"), Some("1"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
+    fn consumer_never_stores_offsets_by_itself() {
+        let config = args(&[]).consumer_config("warehouse");
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("group.id"), Some("warehouse"));
+    }
+
+    #[test]
+    fn debug_hides_override_values() {
+        let shown = format!("{:?}", args(&[("sasl.password", "hunter2")]));
+        assert!(shown.contains("sasl.password=***"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn override_syntax() {
+        assert_eq!(parse_override("a.b=c=d"), Ok(("a.b".into(), "c=d".into())));
+        assert!(parse_override("novalue").is_err());
+        assert!(parse_override("=x").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Kafka: the connection flags every binary takes, the client configs built from them, and the
+//! topics the pipeline owns.
+
+mod args;
+mod topic;
+
+pub use args::{parse_override, KafkaArgs};
+pub use topic::{ensure_topic, topic_configs, TopicError, TopicSpec, TopicStatus};
