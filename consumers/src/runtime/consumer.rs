@@ -1,0 +1,364 @@
+//! The consume → decode → batch → apply → store-offsets loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::time::{sleep, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use edison_common::db::{is_transient, Database};
+use edison_common::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
+use edison_schemas::{Codec, SchemaError};
+
+use super::batch::{collapse, Change};
+use super::dead_letter::{self, DeadLetter};
+use super::progress::CatchUp;
+use super::Projection;
+
+/// How long the consumer may sit idle before `--until-caught-up` asks the broker for the
+/// group's committed offsets.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// How a department consumes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The consumer group; each department has its own.
+    pub group_id: String,
+    /// Where undecodable records go.
+    pub dead_letter_topic: String,
+    /// At most this many records per transaction.
+    pub batch_size: usize,
+    /// At most this long between a batch's first record and its transaction.
+    pub batch_timeout: Duration,
+    /// Exit once everything up to the high watermarks taken at start is applied.
+    pub until_caught_up: bool,
+    /// Partitions for the orders topic, should this run be the one that creates it.
+    pub partitions: i32,
+}
+
+/// What a run did. `applied + dead_lettered == consumed` always holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunStats {
+    pub consumed: u64,
+    /// Records whose change went through a committed transaction (including no-op replays).
+    pub applied: u64,
+    pub dead_lettered: u64,
+    pub transactions: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("applying a batch failed, and retrying cannot help: {0}")]
+    Apply(#[source] sqlx::Error),
+    #[error("cannot send to the dead-letter topic {topic}: {source}")]
+    DeadLetter { topic: String, source: KafkaError },
+}
+
+/// Consumes the orders topic into `projection` until `shutdown` is cancelled or, with
+/// `until_caught_up`, until the group has applied everything present at start.
+///
+/// Offsets are stored only after the transaction that applied their records commits (and after
+/// their dead letters are acknowledged), and committed on revoke and on return.
+pub async fn run<P: Projection>(
+    projection: &P,
+    db: &Database,
+    kafka: &KafkaArgs,
+    options: &RunOptions,
+    shutdown: CancellationToken,
+) -> Result<RunStats, RuntimeError> {
+    let admin_config = kafka.client_config();
+    ensure_topic(&admin_config, &TopicSpec::orders(&kafka.topic, options.partitions)).await?;
+    ensure_topic(&admin_config, &TopicSpec::dead_letter(&options.dead_letter_topic)).await?;
+
+    let consumer: Arc<StreamConsumer<RuntimeContext>> =
+        Arc::new(kafka.consumer_config(&options.group_id).create_with_context(RuntimeContext)?);
+    consumer.subscribe(&[&kafka.topic])?;
+    let producer: FutureProducer = kafka.producer_config().create()?;
+    let mut catch_up = match options.until_caught_up {
+        true => Some(CatchUp::new(watermarks(&consumer, &kafka.topic).await?)),
+        false => None,
+    };
+    let mut worker = Worker {
+        projection,
+        db,
+        producer,
+        codec: Codec::new()?,
+        topic: &kafka.topic,
+        options,
+        stats: RunStats::default(),
+    };
+    info!(group = %options.group_id, topic = %kafka.topic, db = %db.display_url, "consuming");
+
+    loop {
+        if catch_up.as_ref().is_some_and(|c| c.pending().is_empty()) {
+            info!("caught up with the high watermarks taken at start");
+            break;
+        }
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            received = consumer.recv() => received,
+            _ = sleep(IDLE_CHECK), if catch_up.is_some() => {
+                let catch_up = catch_up.as_ref().expect("checked by the select guard");
+                if catch_up.reached_by(&committed(&consumer, &kafka.topic, catch_up.pending()).await?) {
+                    info!("the group's committed offsets reach the high watermarks taken at start");
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut batch = Batch::default();
+        match first {
+            Ok(message) => batch.add(&worker.codec, &message),
+            Err(error) => {
+                // librdkafka reconnects and retries by itself; these are reports, not failures.
+                warn!(%error, "consumer error");
+                sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        let deadline = Instant::now() + options.batch_timeout;
+        while batch.len() < options.batch_size {
+            match timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => batch.add(&worker.codec, &message),
+                Ok(Err(error)) => warn!(%error, "consumer error"),
+                Err(_elapsed) => break,
+            }
+        }
+        if !worker.flush(&consumer, batch, catch_up.as_mut(), &shutdown).await? {
+            break;
+        }
+    }
+
+    commit_stored(consumer.as_ref());
+    let stats = worker.stats;
+    info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
+    Ok(stats)
+}
+
+/// Records consumed since the last transaction.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<Change>,
+    dead_letters: Vec<DeadLetter>,
+    /// Partition → next offset to store once this batch is applied.
+    next_offsets: HashMap<i32, i64>,
+    consumed: u64,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.consumed as usize
+    }
+
+    fn add(&mut self, codec: &Codec, message: &BorrowedMessage<'_>) {
+        self.consumed += 1;
+        self.next_offsets.insert(message.partition(), message.offset() + 1);
+        match decode(codec, message) {
+            Ok(change) => self.changes.push(change),
+            Err((kind, error)) => {
+                warn!(partition = message.partition(), offset = message.offset(), kind, %error, "dead-lettering a record");
+                self.dead_letters.push(DeadLetter {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    kind,
+                    message: error,
+                });
+            }
+        }
+    }
+}
+
+/// A record as a change, or why it is poison.
+fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Change, (&'static str, String)> {
+    let order_id = message
+        .key()
+        .and_then(|key| std::str::from_utf8(key).ok())
+        .filter(|key| Uuid::parse_str(key).is_ok())
+        .ok_or(("invalid_key", "the key is not an order id (UUID text)".to_owned()))?;
+    let Some(value) = message.payload() else {
+        return Ok(Change::Erase { order_id: order_id.to_owned() });
+    };
+    if value.is_empty() {
+        return Err(("empty_value", "an empty value is not a tombstone (null)".to_owned()));
+    }
+    let event = codec.decode(value).map_err(|error| (error.kind(), error.to_string()))?;
+    if event.order.order_id != order_id {
+        return Err(("key_mismatch", format!("the key {order_id} differs from the event's order id {}", event.order.order_id)));
+    }
+    if event.sequence < 1 {
+        return Err(("invalid_sequence", format!("sequence {} is below 1", event.sequence)));
+    }
+    Ok(Change::Upsert(event))
+}
+
+struct Worker<'a, P> {
+    projection: &'a P,
+    db: &'a Database,
+    producer: FutureProducer,
+    codec: Codec,
+    topic: &'a str,
+    options: &'a RunOptions,
+    stats: RunStats,
+}
+
+impl<P: Projection> Worker<'_, P> {
+    /// Applies, dead-letters, then stores the batch's offsets. Returns `false` if shutdown
+    /// interrupted a retry, in which case nothing is stored and the batch will be consumed again.
+    async fn flush(
+        &mut self,
+        consumer: &StreamConsumer<RuntimeContext>,
+        batch: Batch,
+        catch_up: Option<&mut CatchUp>,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, RuntimeError> {
+        let changes = collapse(batch.changes);
+        if !changes.is_empty() && !self.apply_with_retry(&changes, shutdown).await? {
+            return Ok(false);
+        }
+        if !batch.dead_letters.is_empty() {
+            let topic = &self.options.dead_letter_topic;
+            dead_letter::send_all(&self.producer, topic, self.topic, &self.options.group_id, &batch.dead_letters)
+                .await
+                .map_err(|source| RuntimeError::DeadLetter { topic: topic.clone(), source })?;
+        }
+
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &next) in &batch.next_offsets {
+            offsets.add_partition_offset(self.topic, partition, Offset::Offset(next))?;
+        }
+        // Fails only for partitions revoked meanwhile; their new owner re-applies them, harmlessly.
+        if let Err(error) = consumer.store_offsets(&offsets) {
+            debug!(%error, "could not store offsets of revoked partitions");
+        }
+        if let Some(catch_up) = catch_up {
+            for (&partition, &next) in &batch.next_offsets {
+                catch_up.record_applied(partition, next);
+            }
+        }
+        let dead = batch.dead_letters.len() as u64;
+        self.stats.consumed += batch.consumed;
+        self.stats.dead_lettered += dead;
+        self.stats.applied += batch.consumed - dead;
+        self.stats.transactions += u64::from(!changes.is_empty());
+        debug!(records = batch.consumed, changes = changes.len(), dead_letters = dead, "batch applied");
+        Ok(true)
+    }
+
+    /// Retries while the database is unavailable; offsets stay where they are meanwhile.
+    async fn apply_with_retry(&self, changes: &[Change], shutdown: &CancellationToken) -> Result<bool, RuntimeError> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.apply(changes).await {
+                Ok(()) => return Ok(true),
+                Err(error) if is_transient(&error) => {
+                    warn!(%error, retry_in = ?delay, "database unavailable; retrying, offsets held");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(false),
+                        _ = sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                }
+                Err(error) => return Err(RuntimeError::Apply(error)),
+            }
+        }
+    }
+
+    async fn apply(&self, changes: &[Change]) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.pool.begin().await?;
+        self.projection.apply(&mut tx, changes).await?;
+        tx.commit().await
+    }
+}
+
+/// Commits the offsets stored so far. "Nothing stored" is not an error.
+fn commit_stored<C: ConsumerContext>(consumer: &impl Consumer<C>) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => warn!(%error, "committing offsets failed; the next run re-applies from the last commit"),
+    }
+}
+
+/// Logs rebalances and commits stored offsets before partitions are revoked, so the next owner
+/// starts where this one stopped.
+struct RuntimeContext;
+
+impl ClientContext for RuntimeContext {}
+
+impl ConsumerContext for RuntimeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            info!(partitions = partitions.count(), "partitions revoked; committing");
+            commit_stored(consumer);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            let ids: Vec<i32> = partitions.elements().iter().map(|p| p.partition()).collect();
+            info!(?ids, "partitions assigned");
+        }
+    }
+}
+
+/// (partition, low, high) for every partition of `topic`. librdkafka's calls block, so they
+/// run off the async threads.
+async fn watermarks(
+    consumer: &Arc<StreamConsumer<RuntimeContext>>,
+    topic: &str,
+) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let (consumer, topic) = (Arc::clone(consumer), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT)?;
+        let partitions = metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id());
+        partitions
+            .map(|p| consumer.fetch_watermarks(&topic, p, BROKER_TIMEOUT).map(|(low, high)| (p, low, high)))
+            .collect()
+    })
+    .await
+    .expect("watermark lookup panicked")
+}
+
+/// The group's committed offsets for `partitions`, as the broker has them.
+async fn committed(
+    consumer: &Arc<StreamConsumer<RuntimeContext>>,
+    topic: &str,
+    partitions: Vec<i32>,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let mut query = TopicPartitionList::new();
+    for partition in partitions {
+        query.add_partition(topic, partition);
+    }
+    let consumer = Arc::clone(consumer);
+    tokio::task::spawn_blocking(move || {
+        let committed = consumer.committed_offsets(query, BROKER_TIMEOUT)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(offset) => Some((e.partition(), offset)),
+                _ => None,
+            })
+            .collect())
+    })
+    .await
+    .expect("committed-offsets lookup panicked")
+}

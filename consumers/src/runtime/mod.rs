@@ -1,0 +1,39 @@
+//! The shared consumer runtime.
+
+mod batch;
+mod consumer;
+mod dead_letter;
+mod progress;
+pub mod sql;
+
+use std::future::Future;
+
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool};
+
+pub use batch::{collapse, Change};
+pub use consumer::{run, RunOptions, RunStats, RuntimeError};
+pub use dead_letter::{DeadLetter, HEADER_ERROR_KIND, HEADER_GROUP, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_ERROR_MESSAGE};
+
+/// A department's projection of the order log.
+///
+/// `apply` runs inside the runtime's transaction, which commits before any offset is stored.
+/// It must be idempotent and monotonic per order: rows keep the last applied `sequence` and
+/// ignore events at or below it ([`sql::upsert`] does this).
+pub trait Projection: Send + Sync + 'static {
+    /// The default consumer group and database file name.
+    const NAME: &'static str;
+
+    /// The department's schema migrations.
+    fn migrator(&self) -> &'static Migrator;
+
+    /// Applies one batch. Each order appears at most once, with its latest change.
+    fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &[Change],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// A human-readable summary of the projection.
+    fn report(&self, pool: &AnyPool) -> impl Future<Output = Result<String, sqlx::Error>> + Send;
+}
