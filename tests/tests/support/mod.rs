@@ -1,0 +1,245 @@
+//! Shared helpers for integration tests against the real broker. Every test names its own
+//! topics, groups and databases, so tests never share state.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+use edison_common::kafka::{ensure_topic, KafkaArgs, TopicSpec};
+use edison_consumers::cli::{execute, DepartmentCli};
+use edison_consumers::runtime::{Projection, RunStats};
+use edison_schemas::*;
+
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+pub fn kafka_args(topic: &str) -> KafkaArgs {
+    KafkaArgs { bootstrap_servers: bootstrap(), topic: topic.into(), overrides: vec![] }
+}
+
+/// A fresh orders topic with `partitions` partitions.
+pub async fn orders_topic(partitions: i32) -> String {
+    let topic = unique("orders-test");
+    ensure_topic(&kafka_args(&topic).client_config(), &TopicSpec::orders(&topic, partitions))
+        .await
+        .expect("the broker must be running: scripts/kafka-local start");
+    topic
+}
+
+/// A scratch directory for SQLite files, removed when dropped.
+pub fn scratch() -> TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+pub fn sqlite_url(dir: &TempDir, name: &str) -> String {
+    format!("sqlite://{}/{name}.db", dir.path().display())
+}
+
+/// Runs `DEPARTMENT --topic T --group-id G --database-url U run --until-caught-up`, through the
+/// same CLI parsing the binaries use.
+pub async fn run_until_caught_up<P: Projection>(
+    projection: &P,
+    topic: &str,
+    group: &str,
+    database_url: &str,
+) -> RunStats {
+    let cli = department_cli(topic, group, database_url, &["run", "--until-caught-up", "--dead-letter-topic", &format!("{topic}.dlq")]);
+    let run = execute(projection, &cli, CancellationToken::new());
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("a caught-up run must finish")
+        .expect("the run must succeed")
+        .expect("run returns stats")
+}
+
+pub fn department_cli(topic: &str, group: &str, database_url: &str, command: &[&str]) -> DepartmentCli {
+    let mut args = vec![
+        "department",
+        "--bootstrap-servers",
+        Box::leak(bootstrap().into_boxed_str()),
+        "--topic",
+        topic,
+        "--group-id",
+        group,
+        "--database-url",
+        database_url,
+    ];
+    args.extend_from_slice(command);
+    DepartmentCli::try_parse_from(args).expect("valid flags")
+}
+
+/// Produces keyed values (None = tombstone) and waits for every acknowledgement.
+pub async fn produce(topic: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    let producer: FutureProducer = kafka_args(topic).producer_config().create().expect("producer");
+    let sends = records.iter().map(|(key, value)| {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key.as_slice());
+        if let Some(value) = value {
+            record = record.payload(value.as_slice());
+        }
+        producer.send(record, Duration::from_secs(30))
+    });
+    for result in futures::future::join_all(sends).await {
+        result.expect("the broker acknowledges every record");
+    }
+}
+
+/// Encodes and produces events, keyed by order id.
+pub async fn produce_events(topic: &str, events: &[OrderEvent]) {
+    let codec = Codec::new().unwrap();
+    let records: Vec<_> = events
+        .iter()
+        .map(|e| (e.order.order_id.clone().into_bytes(), Some(codec.encode(e).unwrap())))
+        .collect();
+    produce(topic, &records).await;
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every record of `topic`, from offset zero up to the high watermarks (no consumer group).
+pub fn read_all(topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut ends = BTreeMap::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10)).unwrap();
+        if high > low {
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+            ends.insert(partition.id(), high);
+            remaining += 1;
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while remaining > 0 {
+        assert!(std::time::Instant::now() < deadline, "timed out reading {topic}");
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let message = message.expect("read");
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        });
+        if message.offset() + 1 == ends[&message.partition()] {
+            remaining -= 1;
+        }
+    }
+    records
+}
+
+/// The latest state per order as the log says: highest sequence wins, a tombstone erases.
+/// Computed independently of the runtime, from what was read back.
+pub fn latest_states(records: &[Record]) -> BTreeMap<String, OrderEvent> {
+    let codec = Codec::new().unwrap();
+    let mut ordered = records.to_vec();
+    ordered.sort_by_key(|r| (r.partition, r.offset));
+    let mut latest: BTreeMap<String, OrderEvent> = BTreeMap::new();
+    for record in ordered {
+        let key = String::from_utf8(record.key.expect("keyed")).unwrap();
+        match record.value {
+            None => {
+                latest.remove(&key);
+            }
+            Some(value) => {
+                let event = codec.decode(&value).expect("valid event");
+                if latest.get(&key).is_none_or(|current| current.sequence < event.sequence) {
+                    latest.insert(key, event);
+                }
+            }
+        }
+    }
+    latest
+}
+
+/// A small deterministic lifecycle per order: placed, then paid for even orders, then cancelled
+/// for every fifth. Returned in the order Sales would publish them.
+pub fn lifecycles(orders: usize) -> Vec<OrderEvent> {
+    let base_ms = 1_764_000_000_000_i64;
+    let mut events = Vec::new();
+    for i in 0..orders {
+        let at = base_ms + i as i64 * 60_000;
+        let order_id = uuid::Builder::from_unix_timestamp_millis(at as u64, &(i as u128).to_le_bytes()[..10].try_into().unwrap())
+            .into_uuid()
+            .to_string();
+        let model = CarModel::ALL[i % 3];
+        let mut order = Order {
+            order_id,
+            customer: Customer {
+                customer_id: format!("customer-{i}"),
+                name: format!("Customer {i}"),
+                email: format!("customer{i}@example.com"),
+                shipping_address: format!("{i} Battery Lane"),
+            },
+            model,
+            batteries: 1 + (i % 3) as i32,
+            price: Money { amount_cents: 4_500_000 + (i % 3) as i64 * 1_000_000, currency: "EUR".into() },
+            status: OrderStatus::Placed,
+            expected_delivery: 20_500 + i as i32,
+            placed_at: at,
+            paid_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+        };
+        let mut push = |event_type, order: &Order, sequence: i64| {
+            events.push(OrderEvent {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                event_type,
+                sequence,
+                occurred_at: at + sequence * 1000,
+                order: order.clone(),
+            })
+        };
+        push(EventType::Placed, &order, 1);
+        if i % 2 == 0 {
+            order.status = OrderStatus::Paid;
+            order.paid_at = Some(at + 2000);
+            push(EventType::Paid, &order, 2);
+        }
+        if i % 5 == 0 {
+            order.status = OrderStatus::Cancelled;
+            order.cancelled_at = Some(at + 3000);
+            order.cancel_reason = Some("changed mind".into());
+            push(EventType::Cancelled, &order, 3);
+        }
+    }
+    events
+}
