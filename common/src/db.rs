@@ -22,6 +22,8 @@ pub enum DbError {
     CreateDir { path: String, source: std::io::Error },
     #[error("cannot connect to the database at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
+    #[error("invalid PostgreSQL schema name {0:?}: use lower-case letters, digits and _")]
+    InvalidSchema(String),
     #[error("database migration failed on {url}: {source}")]
     Migrate { url: String, source: MigrateError },
 }
@@ -48,8 +50,19 @@ pub fn default_url(name: &str) -> String {
 
 /// Connects, creating a missing SQLite file and its directory, then runs `migrator`.
 pub async fn connect(url: &str, migrator: &Migrator) -> Result<Database, DbError> {
+    connect_to(url, None, migrator).await
+}
+
+/// Like [`connect`], but on PostgreSQL keeps every table (and the migration history) in
+/// `pg_schema`, creating it if needed, so services can share one database. SQLite ignores it:
+/// each service has its own file.
+pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator) -> Result<Database, DbError> {
     sqlx::any::install_default_drivers();
     let (url, backend) = normalize(url)?;
+    let search_path = match pg_schema {
+        Some(schema) if backend == Backend::Postgres => Some(valid_schema(schema)?),
+        _ => None,
+    };
     let display_url = redact(&url);
     if backend == Backend::Sqlite {
         create_parent_dir(&url)?;
@@ -63,6 +76,7 @@ pub async fn connect(url: &str, migrator: &Migrator) -> Result<Database, DbError
         .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _| {
+            let search_path = search_path.clone();
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     // WAL lets readers (reports, status) run beside the writer; NORMAL is durable
@@ -70,6 +84,10 @@ pub async fn connect(url: &str, migrator: &Migrator) -> Result<Database, DbError
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                }
+                if let Some(schema) = &search_path {
+                    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
+                    conn.execute(format!("SET search_path TO {schema}").as_str()).await?;
                 }
                 Ok(())
             })
@@ -130,6 +148,15 @@ pub fn max_rows_per_statement(columns: usize) -> usize {
     MAX_BIND_PARAMS / columns
 }
 
+/// Schema names go into SQL text, so only plain identifiers pass.
+fn valid_schema(schema: &str) -> Result<String, DbError> {
+    let mut chars = schema.chars();
+    let plain = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 63;
+    if plain { Ok(schema.to_owned()) } else { Err(DbError::InvalidSchema(schema.to_owned())) }
+}
+
 fn normalize(url: &str) -> Result<(String, Backend), DbError> {
     let invalid = || DbError::InvalidUrl { url: redact(url) };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -186,6 +213,14 @@ mod tests {
         assert_eq!(normalize("postgres://u:p@h/db").unwrap().1, Backend::Postgres);
         assert!(normalize("mysql://h/db").is_err());
         assert!(normalize("sqlite://").is_err());
+    }
+
+    #[test]
+    fn only_plain_schema_names_pass() {
+        assert!(valid_schema("warehouse_2").is_ok());
+        assert!(valid_schema("x; DROP TABLE y").is_err());
+        assert!(valid_schema("Warehouse").is_err());
+        assert!(valid_schema("").is_err());
     }
 
     #[test]

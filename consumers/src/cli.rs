@@ -35,6 +35,11 @@ pub struct SharedArgs {
     /// [default: sqlite://data/DEPARTMENT.db]
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+
+    /// PostgreSQL only: the schema holding this projection, so departments can share one
+    /// database [default: the department's name].
+    #[arg(long, env = "DATABASE_SCHEMA", global = true)]
+    pub database_schema: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,7 +81,8 @@ impl SharedArgs {
     /// Connects to the department's database and brings its schema up to date.
     pub async fn connect<P: Projection>(&self, projection: &P) -> anyhow::Result<Database> {
         let url = self.database_url.clone().unwrap_or_else(|| db::default_url(P::NAME));
-        Ok(db::connect(&url, projection.migrator()).await?)
+        let schema = self.database_schema.as_deref().unwrap_or(P::NAME);
+        Ok(db::connect_to(&url, Some(schema), projection.migrator()).await?)
     }
 }
 
