@@ -254,6 +254,11 @@ impl<P: Projection> Worker<'_, P> {
                 catch_up.record_applied(partition, next);
             }
         }
+        if !changes.is_empty() {
+            if let Err(error) = self.projection.after_commit(&self.db.pool).await {
+                warn!(%error, "side effects after commit failed; they stay pending for the next batch");
+            }
+        }
         let dead = batch.dead_letters.len() as u64;
         self.stats.consumed += batch.consumed;
         self.stats.dead_lettered += dead;

@@ -34,6 +34,13 @@ pub trait Projection: Send + Sync + 'static {
         changes: &[Change],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
+    /// Runs after each committed batch, outside its transaction: the place for side effects that
+    /// `apply` recorded (the mailer sends the mail it logged). A failure is logged and the run
+    /// goes on; what was recorded stays pending for the next call. Default: nothing.
+    fn after_commit(&self, _pool: &AnyPool) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
+
     /// A human-readable summary of the projection.
     fn report(&self, pool: &AnyPool) -> impl Future<Output = Result<String, sqlx::Error>> + Send;
 }
