@@ -9,9 +9,8 @@ use edison_consumers::runtime::RunStats;
 use edison_schemas::OrderEvent;
 use support::*;
 
-async fn reservations(url: &str) -> Vec<Reservation> {
-    let db = department_cli("unused", "unused", url, &["report"]).shared.connect(&Warehouse).await.unwrap();
-    warehouse::reservations(&db.pool).await.unwrap()
+async fn reservations(store: &Store) -> Vec<Reservation> {
+    warehouse::reservations(&connect(&Warehouse, store).await.pool).await.unwrap()
 }
 
 fn expected(latest: impl IntoIterator<Item = OrderEvent>) -> Vec<Reservation> {
@@ -21,35 +20,42 @@ fn expected(latest: impl IntoIterator<Item = OrderEvent>) -> Vec<Reservation> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothing() {
+async fn sqlite_n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothing() {
+    n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothing() {
+    n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothing(Backend::Postgres).await;
+}
+
+async fn n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothing(backend: Backend) {
     let topic = orders_topic(6).await;
     let events = lifecycles(300);
     produce_events(&topic, &events).await;
-    let dir = scratch();
-    let url = sqlite_url(&dir, "warehouse");
+    let store = Store::new(backend);
 
-    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &url).await;
+    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     assert_eq!(stats.consumed, events.len() as u64);
     assert_eq!(stats.applied + stats.dead_lettered, stats.consumed);
-    let rows = reservations(&url).await;
+    let rows = reservations(&store).await;
     assert_eq!(rows.len(), 300, "one row per order");
     let want = expected(latest_states(&read_all(&topic)).into_values());
     assert_eq!(rows, want, "rows match the latest event of each order as sent");
     assert!(rows.iter().any(|r| r.status == "cancelled" && r.batteries_reserved == 0));
     assert!(rows.iter().any(|r| r.status == "paid" && r.sequence == 2));
 
-    let again = run_until_caught_up(&Warehouse, &topic, "warehouse", &url).await;
+    let again = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     assert_eq!(again, RunStats::default(), "the group's committed offsets leave nothing to apply");
-    assert_eq!(reservations(&url).await, rows, "rows and sequences unchanged");
+    assert_eq!(reservations(&store).await, rows, "rows and sequences unchanged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_group_started_after_production_backfills_the_same_projection() {
     let topic = orders_topic(3).await;
     produce_events(&topic, &lifecycles(200)).await;
-    let dir = scratch();
-    let first = sqlite_url(&dir, "first");
-    let late = sqlite_url(&dir, "late");
+    let first = Store::sqlite();
+    let late = Store::sqlite();
 
     run_until_caught_up(&Warehouse, &topic, "warehouse", &first).await;
     let stats = run_until_caught_up(&Warehouse, &topic, "warehouse-late-joiner", &late).await;
@@ -64,11 +70,10 @@ async fn replayed_and_duplicated_events_change_nothing() {
     produce_events(&topic, &events).await;
     // A relay that crashed before marking its sends re-publishes them after newer ones.
     produce_events(&topic, &events[..20]).await;
-    let dir = scratch();
-    let url = sqlite_url(&dir, "warehouse");
-    run_until_caught_up(&Warehouse, &topic, "warehouse", &url).await;
+    let store = Store::sqlite();
+    run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     let want = expected(latest_states(&read_all(&topic)).into_values());
-    assert_eq!(reservations(&url).await, want, "older sequences never overwrite newer ones");
+    assert_eq!(reservations(&store).await, want, "older sequences never overwrite newer ones");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,16 +81,15 @@ async fn a_tombstone_removes_the_row() {
     let topic = orders_topic(2).await;
     let events = lifecycles(10);
     produce_events(&topic, &events).await;
-    let dir = scratch();
-    let url = sqlite_url(&dir, "warehouse");
-    run_until_caught_up(&Warehouse, &topic, "warehouse", &url).await;
+    let store = Store::sqlite();
+    run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     let erased = events[3].order.order_id.clone();
-    assert!(reservations(&url).await.iter().any(|r| r.order_id == erased));
+    assert!(reservations(&store).await.iter().any(|r| r.order_id == erased));
 
     produce(&topic, &[(erased.clone().into_bytes(), None)]).await;
-    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &url).await;
+    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     assert_eq!(stats.consumed, 1);
-    let rows = reservations(&url).await;
+    let rows = reservations(&store).await;
     assert_eq!(rows.len(), 9);
     assert!(rows.iter().all(|r| r.order_id != erased), "the erased order is gone");
 }
@@ -133,12 +137,11 @@ async fn poison_records_go_to_the_dead_letter_topic_with_their_origin() {
         ],
     )
     .await;
-    let dir = scratch();
-    let url = sqlite_url(&dir, "warehouse");
-    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &url).await;
+    let store = Store::sqlite();
+    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     assert_eq!(stats.dead_lettered, 5);
     assert_eq!(stats.applied + stats.dead_lettered, stats.consumed);
-    assert_eq!(reservations(&url).await.len(), 5, "the projection is unaffected");
+    assert_eq!(reservations(&store).await.len(), 5, "the projection is unaffected");
 
     let letters = read_all(&format!("{topic}.dlq"));
     let kinds: Vec<&str> = letters.iter().map(|l| l.headers["edison.error.kind"].as_str()).collect();

@@ -40,13 +40,41 @@ pub async fn orders_topic(partitions: i32) -> String {
     topic
 }
 
-/// A scratch directory for SQLite files, removed when dropped.
-pub fn scratch() -> TempDir {
-    tempfile::tempdir().expect("temp dir")
+/// Where a test's projection lives: a fresh SQLite file, or a fresh schema in the PostgreSQL
+/// that `scripts/postgres-local` runs (or `EDISON_TEST_DATABASE_URL` names).
+pub struct Store {
+    pub url: String,
+    pub schema: String,
+    _dir: Option<TempDir>,
 }
 
-pub fn sqlite_url(dir: &TempDir, name: &str) -> String {
-    format!("sqlite://{}/{name}.db", dir.path().display())
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    pub fn new(backend: Backend) -> Store {
+        let schema = unique("t").replace('-', "_");
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/projection.db", dir.path().display());
+                Store { url, schema, _dir: Some(dir) }
+            }
+            Backend::Postgres => Store { url: postgres_url(), schema, _dir: None },
+        }
+    }
+
+    pub fn sqlite() -> Store {
+        Store::new(Backend::Sqlite)
+    }
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("EDISON_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://edison:edison@127.0.0.1:5432/edison".into())
 }
 
 /// Runs `DEPARTMENT --topic T --group-id G --database-url U run --until-caught-up`, through the
@@ -55,9 +83,9 @@ pub async fn run_until_caught_up<P: Projection>(
     projection: &P,
     topic: &str,
     group: &str,
-    database_url: &str,
+    store: &Store,
 ) -> RunStats {
-    let cli = department_cli(topic, group, database_url, &["run", "--until-caught-up", "--dead-letter-topic", &format!("{topic}.dlq")]);
+    let cli = department_cli(topic, group, store, &["run", "--until-caught-up", "--dead-letter-topic", &format!("{topic}.dlq")]);
     let run = execute(projection, &cli, CancellationToken::new());
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
@@ -66,7 +94,7 @@ pub async fn run_until_caught_up<P: Projection>(
         .expect("run returns stats")
 }
 
-pub fn department_cli(topic: &str, group: &str, database_url: &str, command: &[&str]) -> DepartmentCli {
+pub fn department_cli(topic: &str, group: &str, store: &Store, command: &[&str]) -> DepartmentCli {
     let mut args = vec![
         "department",
         "--bootstrap-servers",
@@ -76,10 +104,17 @@ pub fn department_cli(topic: &str, group: &str, database_url: &str, command: &[&
         "--group-id",
         group,
         "--database-url",
-        database_url,
+        &store.url,
+        "--database-schema",
+        &store.schema,
     ];
     args.extend_from_slice(command);
     DepartmentCli::try_parse_from(args).expect("valid flags")
+}
+
+/// Connects to the store's projection database, as the department binary does.
+pub async fn connect<P: Projection>(projection: &P, store: &Store) -> edison_common::db::Database {
+    department_cli("unused", "unused", store, &["report"]).shared.connect(projection).await.expect("connect")
 }
 
 /// Produces keyed values (None = tombstone) and waits for every acknowledgement.
