@@ -278,3 +278,18 @@ pub fn lifecycles(orders: usize) -> Vec<OrderEvent> {
     }
     events
 }
+
+/// Builds a workspace binary (a no-op when it is fresh) and returns its path, so tests can run,
+/// signal and kill real processes.
+pub fn binary(package: &str, name: &str) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build -p {package} --bin {name} failed");
+    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let path = target.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
