@@ -19,6 +19,7 @@ use edison_common::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
 use edison_schemas::{Codec, SchemaError};
 
 use super::batch::{collapse, Change};
+use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
 use super::progress::CatchUp;
 use super::Projection;
@@ -90,6 +91,7 @@ pub async fn run<P: Projection>(
         Arc::new(kafka.consumer_config(&options.group_id).create_with_context(RuntimeContext)?);
     consumer.subscribe(&[&kafka.topic])?;
     let producer: FutureProducer = kafka.producer_config().create()?;
+    checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
     let mut catch_up = match options.until_caught_up {
         true => Some(CatchUp::new(watermarks(&consumer, &kafka.topic).await?)),
         false => None,
@@ -231,7 +233,7 @@ impl<P: Projection> Worker<'_, P> {
         shutdown: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
         let changes = collapse(batch.changes);
-        if !changes.is_empty() && !self.apply_with_retry(&changes, shutdown).await? {
+        if !changes.is_empty() && !self.apply_with_retry(&changes, &batch.next_offsets, shutdown).await? {
             return Ok(false);
         }
         if !batch.dead_letters.is_empty() {
@@ -269,10 +271,15 @@ impl<P: Projection> Worker<'_, P> {
     }
 
     /// Retries while the database is unavailable; offsets stay where they are meanwhile.
-    async fn apply_with_retry(&self, changes: &[Change], shutdown: &CancellationToken) -> Result<bool, RuntimeError> {
+    async fn apply_with_retry(
+        &self,
+        changes: &[Change],
+        next_offsets: &HashMap<i32, i64>,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, RuntimeError> {
         let mut delay = Duration::from_millis(200);
         loop {
-            match self.apply(changes).await {
+            match self.apply(changes, next_offsets).await {
                 Ok(()) => return Ok(true),
                 Err(error) if is_transient(&error) => {
                     warn!(%error, retry_in = ?delay, "database unavailable; retrying, offsets held");
@@ -287,9 +294,10 @@ impl<P: Projection> Worker<'_, P> {
         }
     }
 
-    async fn apply(&self, changes: &[Change]) -> Result<(), sqlx::Error> {
+    async fn apply(&self, changes: &[Change], next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool.begin().await?;
         self.projection.apply(&mut tx, changes).await?;
+        checkpoint::record(&mut tx, self.topic, next_offsets).await?;
         tx.commit().await
     }
 }

@@ -1,6 +1,7 @@
 //! The shared consumer runtime.
 
 mod batch;
+pub mod checkpoint;
 mod consumer;
 mod dead_letter;
 mod progress;
@@ -23,6 +24,10 @@ pub use dead_letter::{DeadLetter, HEADER_ERROR_KIND, HEADER_GROUP, HEADER_SOURCE
 pub trait Projection: Send + Sync + 'static {
     /// The default consumer group and database file name.
     const NAME: &'static str;
+
+    /// The tables a rebuild empties. Leave out what must survive one, such as the mailer's
+    /// ledger of mail already sent.
+    const TABLES: &'static [&'static str];
 
     /// The department's schema migrations.
     fn migrator(&self) -> &'static Migrator;

@@ -45,6 +45,7 @@ impl Reservation {
 
 impl Projection for Warehouse {
     const NAME: &'static str = "warehouse";
+    const TABLES: &'static [&'static str] = &["reservations"];
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR

@@ -1,0 +1,77 @@
+//! The runtime's own table in every projection database: per partition, the next offset whose
+//! records are applied, and when. It is written in the same transaction as the projection, so
+//! the database itself says how far it got: `status` reads the last applied time from it, and a
+//! shadow rebuild compares it with the live projection's.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use edison_common::db::push_placeholders;
+
+pub const TABLE: &str = "edison_checkpoints";
+
+/// How far a projection has applied one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    /// Wall-clock time of the transaction, ms since the epoch.
+    pub applied_at: i64,
+}
+
+pub async fn ensure_table(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS edison_checkpoints (
+             topic        TEXT NOT NULL,
+             partition_id INTEGER NOT NULL,
+             next_offset  BIGINT NOT NULL,
+             applied_at   BIGINT NOT NULL,
+             PRIMARY KEY (topic, partition_id))",
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Records `next_offsets` (partition → next offset) inside the caller's transaction.
+pub async fn record(conn: &mut AnyConnection, topic: &str, next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
+    if next_offsets.is_empty() {
+        return Ok(());
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let mut sql = String::from("INSERT INTO edison_checkpoints (topic, partition_id, next_offset, applied_at) VALUES ");
+    push_placeholders(&mut sql, next_offsets.len(), 4);
+    sql.push_str(
+        " ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset, \
+          applied_at = excluded.applied_at WHERE excluded.next_offset > edison_checkpoints.next_offset",
+    );
+    let mut query = sqlx::query(&sql);
+    for (&partition, &next) in next_offsets {
+        query = query.bind(topic).bind(partition).bind(next).bind(now);
+    }
+    query.execute(conn).await.map(|_| ())
+}
+
+/// Every partition's checkpoint for `topic`, by partition.
+pub async fn read(pool: &AnyPool, topic: &str) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT topic, partition_id, next_offset, applied_at FROM edison_checkpoints \
+         WHERE topic = $1 ORDER BY partition_id",
+    )
+    .bind(topic)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Checkpoint {
+                topic: row.try_get("topic")?,
+                partition: row.try_get("partition_id")?,
+                next_offset: row.try_get("next_offset")?,
+                applied_at: row.try_get("applied_at")?,
+            })
+        })
+        .collect()
+}
