@@ -70,6 +70,11 @@ impl Store {
     pub fn sqlite() -> Store {
         Store::new(Backend::Sqlite)
     }
+
+    /// A fresh schema in the database at `url`.
+    pub fn at(url: &str) -> Store {
+        Store { url: url.to_owned(), ..Store::new(Backend::Postgres) }
+    }
 }
 
 pub fn postgres_url() -> String {
@@ -292,4 +297,164 @@ pub fn binary(package: &str, name: &str) -> std::path::PathBuf {
     let path = target.join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+/// [`lifecycles`] placed an hour apart instead of a minute, so 300 orders span 13 days and a
+/// month boundary. Order ids stay unique and time-ordered.
+pub fn hourly_lifecycles(orders: usize) -> Vec<OrderEvent> {
+    let mut events = lifecycles(orders);
+    let mut index = 0_i64;
+    for i in 1..events.len() {
+        if events[i].order.order_id != events[i - 1].order.order_id {
+            index += 1;
+        }
+        let shift = index * 59 * 60_000;
+        let event = &mut events[i];
+        event.occurred_at += shift;
+        event.order.placed_at += shift;
+        event.order.paid_at = event.order.paid_at.map(|at| at + shift);
+        event.order.cancelled_at = event.order.cancelled_at.map(|at| at + shift);
+    }
+    events
+}
+
+/// What happens to the orders of a history after it, per order index `i` (in first-seen order),
+/// each event the next sequence of the order: a model change (the next model, EUR 10,000.00
+/// more, one more battery, two weeks later) for `i % 4 == 0` and an address and name change for
+/// `i % 3 == 1`, unless cancelled; a payment 40 days after placing (another month, another year)
+/// for `i % 7 == 3` still placed; a cancellation 45 days after placing for `i % 8 == 6` paid.
+pub fn amendments(history: &[OrderEvent]) -> Vec<OrderEvent> {
+    let mut latest: Vec<OrderEvent> = Vec::new();
+    for event in history {
+        match latest.iter_mut().find(|e| e.order.order_id == event.order.order_id) {
+            Some(current) if current.sequence < event.sequence => *current = event.clone(),
+            Some(_) => {}
+            None => latest.push(event.clone()),
+        }
+    }
+    let day = 86_400_000;
+    let mut extra = Vec::new();
+    for (i, mut last) in latest.into_iter().enumerate() {
+        let placed_at = last.order.placed_at;
+        let status = last.order.status;
+        let mut follow = |event_type, at: i64, change: &dyn Fn(&mut Order)| {
+            last.event_id = uuid::Uuid::now_v7().to_string();
+            last.event_type = event_type;
+            last.sequence += 1;
+            last.occurred_at = at;
+            change(&mut last.order);
+            extra.push(last.clone());
+        };
+        if i % 4 == 0 && status != OrderStatus::Cancelled {
+            follow(EventType::Amended, placed_at + day, &|order| {
+                let next = (CarModel::ALL.iter().position(|m| *m == order.model).unwrap() + 1) % 3;
+                order.model = CarModel::ALL[next];
+                order.price.amount_cents += 1_000_000;
+                order.batteries += 1;
+                order.expected_delivery += 14;
+            });
+        }
+        if i % 3 == 1 && status != OrderStatus::Cancelled {
+            follow(EventType::Amended, placed_at + 2 * day, &|order| {
+                order.customer.name = format!("{} (moved)", order.customer.name);
+                order.customer.shipping_address = format!("{i} Relocation Road");
+            });
+        }
+        if i % 7 == 3 && status == OrderStatus::Placed {
+            follow(EventType::Paid, placed_at + 40 * day, &|order| {
+                order.status = OrderStatus::Paid;
+                order.paid_at = Some(placed_at + 40 * day);
+            });
+        }
+        if i % 8 == 6 && status == OrderStatus::Paid {
+            follow(EventType::Cancelled, placed_at + 45 * day, &|order| {
+                order.status = OrderStatus::Cancelled;
+                order.cancelled_at = Some(placed_at + 45 * day);
+                order.cancel_reason = Some("found a used one".into());
+            });
+        }
+    }
+    extra
+}
+
+/// What [`exercise`] leaves for a department's own checks.
+pub struct Exercised<R> {
+    pub topic: String,
+    pub store: Store,
+    pub db: edison_common::db::Database,
+    /// The oracle: the latest event per order, from everything read back from the topic.
+    pub latest: BTreeMap<String, OrderEvent>,
+    /// The projection's rows at the end, equal to `derive` over `latest`.
+    pub rows: Vec<R>,
+}
+
+/// Puts a department through what every projection must survive, on `backend`, checking after
+/// each step that its rows (`rows`, by order id) equal `derive` over the latest event per order
+/// read back from the topic (`None`: the department keeps no row for that state):
+/// 1. [`hourly_lifecycles`] of `orders` plus their [`amendments`] and a tombstone, in one run;
+/// 2. a later run over stale re-sends (older sequences, and equal ones) of a third of those
+///    events and then a tombstone for an order the projection holds: the sequence gate and the
+///    erasure at work in the database, not only in the runtime's batch collapse;
+/// 3. a rerun of the same group applies nothing and changes nothing;
+/// 4. a new group into a fresh store rebuilds the same rows.
+pub async fn exercise<P, R, Rows, Fut>(
+    projection: &P,
+    backend: Backend,
+    orders: usize,
+    rows: Rows,
+    derive: impl Fn(&OrderEvent) -> Option<R>,
+) -> Exercised<R>
+where
+    P: Projection,
+    R: PartialEq + std::fmt::Debug,
+    Rows: Fn(edison_common::db::Database) -> Fut,
+    Fut: std::future::Future<Output = Vec<R>>,
+{
+    let expected = |latest: &BTreeMap<String, OrderEvent>| latest.values().filter_map(&derive).collect::<Vec<R>>();
+    let topic = orders_topic(3).await;
+    let store = Store::new(backend);
+    let history = hourly_lifecycles(orders);
+    let mut ids: Vec<String> = history.iter().map(|e| e.order.order_id.clone()).collect();
+    ids.dedup();
+    let (erased_early, erased_late) = (ids[orders - 2].clone(), ids[4].clone());
+
+    let extra = amendments(&history);
+    produce_events(&topic, &history).await;
+    produce_events(&topic, &extra).await;
+    produce(&topic, &[(erased_early.clone().into_bytes(), None)]).await;
+    let stats = run_until_caught_up(projection, &topic, P::NAME, &store).await;
+    let mut produced = (history.len() + extra.len() + 1) as u64;
+    assert_eq!((stats.consumed, stats.applied), (produced, produced), "{stats:?}");
+    let latest = latest_states(&read_all(&topic));
+    assert_eq!(latest.len(), orders - 1, "the tombstone erased one order");
+    let db = connect(projection, &store).await;
+    assert_eq!(rows(db.clone()).await, expected(&latest), "rows follow the latest event of each order");
+    assert!(derive(&latest[&erased_late]).is_some(), "the projection holds the order erased next");
+
+    let stale: Vec<OrderEvent> = history[..history.len() / 3]
+        .iter()
+        .chain(&extra[..extra.len() / 3])
+        .filter(|e| e.order.order_id != erased_early)
+        .cloned()
+        .collect();
+    produce_events(&topic, &stale).await;
+    produce(&topic, &[(erased_late.clone().into_bytes(), None)]).await;
+    let stats = run_until_caught_up(projection, &topic, P::NAME, &store).await;
+    assert_eq!(stats.consumed, stale.len() as u64 + 1, "{stats:?}");
+    produced += stats.consumed;
+    let latest = latest_states(&read_all(&topic));
+    assert!(!latest.contains_key(&erased_late) && !latest.contains_key(&erased_early));
+    let after = rows(db.clone()).await;
+    assert_eq!(after, expected(&latest), "stale events changed nothing; the tombstone removed the order");
+
+    let again = run_until_caught_up(projection, &topic, P::NAME, &store).await;
+    assert_eq!(again, RunStats::default(), "the group's committed offsets leave nothing to apply");
+    assert_eq!(rows(db.clone()).await, after, "rows and sequences unchanged");
+
+    let fresh = Store::new(backend);
+    let rebuild = run_until_caught_up(projection, &topic, &format!("{}-rebuild", P::NAME), &fresh).await;
+    assert_eq!(rebuild.consumed, produced, "a new group replays the topic from offset zero");
+    assert_eq!(rows(connect(projection, &fresh).await).await, after, "a new group rebuilds the same rows");
+
+    Exercised { topic, store, db, latest, rows: after }
 }

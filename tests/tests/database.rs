@@ -1,0 +1,136 @@
+//! Database failure modes: unreachable at start, a failed migration, and an outage mid-run.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use edison_consumers::cli::execute;
+use edison_consumers::departments::warehouse::{self, Reservation};
+use edison_consumers::departments::Warehouse;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_database_at_start_is_a_clear_error_without_the_password() {
+    let store = Store::at("postgres://edison:s3cret@127.0.0.1:1/edison");
+    let cli = department_cli("orders-unused", "g", &store, &["run"]);
+    let error = execute(&Warehouse, &cli, CancellationToken::new()).await.unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("cannot connect to the database at postgres://edison:***@127.0.0.1:1/edison"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_migration_is_a_clear_error() {
+    let store = Store::sqlite();
+    let db = connect(&Warehouse, &store).await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = x'00'").execute(&db.pool).await.unwrap();
+    db.pool.close().await;
+    let cli = department_cli("orders-unused", "g", &store, &["report"]);
+    let error = execute(&Warehouse, &cli, CancellationToken::new()).await.unwrap_err();
+    assert!(format!("{error:#}").contains("database migration failed"), "{error:#}");
+}
+
+/// A PostgreSQL of the test's own, so stopping it disturbs no other test.
+struct OwnPostgres {
+    home: PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn start() -> OwnPostgres {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = OwnPostgres { home: std::env::temp_dir().join(unique("edison-pg")), port };
+        pg.run("start");
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://edison:edison@127.0.0.1:{}/edison", self.port)
+    }
+
+    fn run(&self, action: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres-local");
+        let status = Command::new(script)
+            .arg(action)
+            .env("EDISON_PG_HOME", &self.home)
+            .env("EDISON_PG_PORT", self.port.to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "postgres-local {action}");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres-local");
+        let _ = Command::new(script)
+            .args(["stop", "--purge"])
+            .env("EDISON_PG_HOME", &self.home)
+            .env("EDISON_PG_PORT", self.port.to_string())
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn committed(group: &str, topic: &str, partitions: i32) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut query = TopicPartitionList::new();
+    for partition in 0..partitions {
+        query.add_partition(topic, partition);
+    }
+    let offsets = consumer.committed_offsets(query, Duration::from_secs(10)).unwrap();
+    offsets
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_mid_run_is_retried_and_offsets_hold_still() {
+    let pg = OwnPostgres::start();
+    let topic = orders_topic(3).await;
+    let events = lifecycles(3000);
+    produce_events(&topic, &events).await;
+    let store = Store::at(&pg.url());
+    let cli = department_cli(&topic, "warehouse", &store, &["run", "--until-caught-up", "--batch-size", "50"]);
+    let run = tokio::spawn(async move { execute(&Warehouse, &cli, CancellationToken::new()).await });
+
+    let db = connect(&Warehouse, &store).await;
+    while warehouse::reservations(&db.pool).await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.pool.close().await;
+    pg.run("stop");
+    // Offsets stored before the outage may still be committed during the first second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = committed("warehouse", &topic, 3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(committed("warehouse", &topic, 3), during, "no offset advances while the database is down");
+    assert!(!run.is_finished(), "the run waits for the database instead of failing");
+    let total: i64 = during.values().sum();
+    assert!(total < events.len() as i64, "the outage began mid-run");
+
+    pg.run("start");
+    let stats = tokio::time::timeout(Duration::from_secs(120), run).await.unwrap().unwrap().unwrap().unwrap();
+    assert_eq!(stats.dead_lettered, 0, "a database outage never dead-letters");
+    let mut want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(Reservation::from_event).collect();
+    want.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    let got = warehouse::reservations(&connect(&Warehouse, &store).await.pool).await.unwrap();
+    assert_eq!(got, want);
+}
