@@ -10,13 +10,25 @@ use tokio_util::sync::CancellationToken;
 use edison_common::db::{self, Database};
 use edison_common::kafka::KafkaArgs;
 
-use crate::runtime::{self, Projection, RunOptions, RunStats};
+use crate::runtime::{self, Projection, RunOptions, RunStats, Stop};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A department of Edison Cars: consumes the orders topic into its own projection.")]
 pub struct DepartmentCli {
     #[command(flatten)]
     pub shared: SharedArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// [`DepartmentCli`] with flags of the department's own, `A`, beside the shared ones.
+#[derive(Debug, Parser)]
+#[command(version, about = "A department of Edison Cars: consumes the orders topic into its own projection.")]
+pub struct DepartmentCliWith<A: Args> {
+    #[command(flatten)]
+    pub shared: SharedArgs,
+    #[command(flatten)]
+    pub department: A,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -93,7 +105,8 @@ impl RunArgs {
             dead_letter_topic: self.dead_letter_topic.clone(),
             batch_size: self.batch_size as usize,
             batch_timeout: Duration::from_millis(self.batch_ms),
-            until_caught_up: self.until_caught_up,
+            stop: if self.until_caught_up { Stop::CaughtUp } else { Stop::Never },
+            as_of: None,
             partitions: self.partitions,
         }
     }
@@ -125,10 +138,26 @@ pub async fn execute<P: Projection>(
 /// The whole `main` of a department binary: logging, flags, signals, exit code.
 pub async fn main<P: Projection>(projection: P) -> ExitCode {
     edison_common::telemetry::init_logging();
-    let cli = DepartmentCli::parse();
+    run_main(&projection, &DepartmentCli::parse()).await
+}
+
+/// [`main`] for a department with flags of its own: `build` makes the projection from them.
+pub async fn main_with<A: Args, P: Projection>(build: impl FnOnce(A) -> anyhow::Result<P>) -> ExitCode {
+    edison_common::telemetry::init_logging();
+    let DepartmentCliWith { shared, department, command } = DepartmentCliWith::<A>::parse();
+    match build(department) {
+        Ok(projection) => run_main(&projection, &DepartmentCli { shared, command }).await,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_main<P: Projection>(projection: &P, cli: &DepartmentCli) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match execute(&projection, &cli, shutdown).await {
+    match execute(projection, cli, shutdown).await {
         Ok(Some(stats)) => {
             println!(
                 "{}: consumed {}, applied {}, dead-lettered {}",

@@ -41,19 +41,39 @@ pub struct RunOptions {
     pub batch_size: usize,
     /// At most this long between a batch's first record and its transaction.
     pub batch_timeout: Duration,
-    /// Exit once everything up to the high watermarks taken at start is applied.
-    pub until_caught_up: bool,
+    /// When the run ends by itself.
+    pub stop: Stop,
+    /// Apply only what happened at or before this time (ms since the epoch): events by their
+    /// `occurred_at`, tombstones by their record timestamp. Later records are skipped. For
+    /// point-in-time snapshots; `None` applies everything.
+    pub as_of: Option<i64>,
     /// Partitions for the orders topic, should this run be the one that creates it.
     pub partitions: i32,
 }
 
-/// What a run did. `applied + dead_lettered == consumed` always holds.
+/// When a run ends by itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Stop {
+    /// Only on shutdown.
+    #[default]
+    Never,
+    /// Once the group has applied everything up to the high watermarks taken at start.
+    CaughtUp,
+    /// Once each partition is applied up to the given offset (partition → next offset). Records
+    /// at or past it are left for a later run, so two projections can be compared at the
+    /// same point of the log.
+    AtOffsets(HashMap<i32, i64>),
+}
+
+/// What a run did. `applied + dead_lettered + skipped == consumed` always holds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RunStats {
     pub consumed: u64,
     /// Records whose change went through a committed transaction (including no-op replays).
     pub applied: u64,
     pub dead_lettered: u64,
+    /// Records after the `as_of` time.
+    pub skipped: u64,
     pub transactions: u64,
 }
 
@@ -71,8 +91,8 @@ pub enum RuntimeError {
     DeadLetter { topic: String, source: KafkaError },
 }
 
-/// Consumes the orders topic into `projection` until `shutdown` is cancelled or, with
-/// `until_caught_up`, until the group has applied everything present at start.
+/// Consumes the orders topic into `projection` until `shutdown` is cancelled or `options.stop`
+/// says it is done.
 ///
 /// Offsets are stored only after the transaction that applied their records commits (and after
 /// their dead letters are acknowledged), and committed on revoke and on return.
@@ -92,9 +112,22 @@ pub async fn run<P: Projection>(
     consumer.subscribe(&[&kafka.topic])?;
     let producer: FutureProducer = kafka.producer_config().create()?;
     checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
-    let mut catch_up = match options.until_caught_up {
-        true => Some(CatchUp::new(watermarks(&consumer, &kafka.topic).await?)),
-        false => None,
+    let mut catch_up = match &options.stop {
+        Stop::Never => None,
+        Stop::CaughtUp => Some(CatchUp::new(watermarks(&consumer, &kafka.topic).await?)),
+        Stop::AtOffsets(targets) => Some(CatchUp::new(
+            watermarks(&consumer, &kafka.topic)
+                .await?
+                .into_iter()
+                .map(|(partition, low, _)| (partition, low, targets.get(&partition).copied().unwrap_or(low))),
+        )),
+    };
+    let filter = Filter {
+        stop_at: match &options.stop {
+            Stop::AtOffsets(targets) => Some(targets.clone()),
+            _ => None,
+        },
+        as_of: options.as_of,
     };
     let mut worker = Worker {
         projection,
@@ -109,7 +142,7 @@ pub async fn run<P: Projection>(
 
     loop {
         if catch_up.as_ref().is_some_and(|c| c.pending().is_empty()) {
-            info!("caught up with the high watermarks taken at start");
+            info!("caught up with the offsets to stop at");
             break;
         }
         let first = tokio::select! {
@@ -119,7 +152,7 @@ pub async fn run<P: Projection>(
             _ = sleep(IDLE_CHECK), if catch_up.is_some() => {
                 let catch_up = catch_up.as_ref().expect("checked by the select guard");
                 if catch_up.reached_by(&committed(&consumer, &kafka.topic, catch_up.pending()).await?) {
-                    info!("the group's committed offsets reach the high watermarks taken at start");
+                    info!("the group's committed offsets reach the offsets to stop at");
                     break;
                 }
                 continue;
@@ -127,7 +160,7 @@ pub async fn run<P: Projection>(
         };
         let mut batch = Batch::default();
         match first {
-            Ok(message) => batch.add(&worker.codec, &message),
+            Ok(message) => batch.add(&worker.codec, &filter, &consumer, &message),
             Err(error) => {
                 // librdkafka reconnects and retries by itself; these are reports, not failures.
                 warn!(%error, "consumer error");
@@ -138,7 +171,7 @@ pub async fn run<P: Projection>(
         let deadline = Instant::now() + options.batch_timeout;
         while batch.len() < options.batch_size {
             match timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(message)) => batch.add(&worker.codec, &message),
+                Ok(Ok(message)) => batch.add(&worker.codec, &filter, &consumer, &message),
                 Ok(Err(error)) => warn!(%error, "consumer error"),
                 Err(_elapsed) => break,
             }
@@ -162,6 +195,28 @@ struct Batch {
     /// Partition → next offset to store once this batch is applied.
     next_offsets: HashMap<i32, i64>,
     consumed: u64,
+    skipped: u64,
+}
+
+/// Which records a run takes.
+struct Filter {
+    stop_at: Option<HashMap<i32, i64>>,
+    as_of: Option<i64>,
+}
+
+impl Filter {
+    fn is_after_stop(&self, message: &BorrowedMessage<'_>) -> bool {
+        let stop_at = self.stop_at.as_ref().and_then(|targets| targets.get(&message.partition()));
+        stop_at.is_some_and(|target| message.offset() >= *target)
+    }
+
+    fn is_after_as_of(&self, change: &Change, message: &BorrowedMessage<'_>) -> bool {
+        let Some(as_of) = self.as_of else { return false };
+        match change {
+            Change::Upsert(event) => event.occurred_at > as_of,
+            Change::Erase { .. } => message.timestamp().to_millis().is_some_and(|at| at > as_of),
+        }
+    }
 }
 
 impl Batch {
@@ -169,10 +224,25 @@ impl Batch {
         self.consumed as usize
     }
 
-    fn add(&mut self, codec: &Codec, message: &BorrowedMessage<'_>) {
+    fn add(
+        &mut self,
+        codec: &Codec,
+        filter: &Filter,
+        consumer: &StreamConsumer<RuntimeContext>,
+        message: &BorrowedMessage<'_>,
+    ) {
+        if filter.is_after_stop(message) {
+            let mut partition = TopicPartitionList::new();
+            partition.add_partition(message.topic(), message.partition());
+            if let Err(error) = consumer.pause(&partition) {
+                warn!(%error, "cannot pause a partition past its stop offset");
+            }
+            return;
+        }
         self.consumed += 1;
         self.next_offsets.insert(message.partition(), message.offset() + 1);
         match decode(codec, message) {
+            Ok(change) if filter.is_after_as_of(&change, message) => self.skipped += 1,
             Ok(change) => self.changes.push(change),
             Err((kind, error)) => {
                 warn!(partition = message.partition(), offset = message.offset(), kind, %error, "dead-lettering a record");
@@ -264,7 +334,8 @@ impl<P: Projection> Worker<'_, P> {
         let dead = batch.dead_letters.len() as u64;
         self.stats.consumed += batch.consumed;
         self.stats.dead_lettered += dead;
-        self.stats.applied += batch.consumed - dead;
+        self.stats.skipped += batch.skipped;
+        self.stats.applied += batch.consumed - dead - batch.skipped;
         self.stats.transactions += u64::from(!changes.is_empty());
         debug!(records = batch.consumed, changes = changes.len(), dead_letters = dead, "batch applied");
         Ok(true)

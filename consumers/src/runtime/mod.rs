@@ -13,7 +13,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
 
 pub use batch::{collapse, Change};
-pub use consumer::{run, RunOptions, RunStats, RuntimeError};
+pub use consumer::{run, RunOptions, RunStats, RuntimeError, Stop};
 pub use dead_letter::{DeadLetter, HEADER_ERROR_KIND, HEADER_GROUP, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_ERROR_MESSAGE};
 
 /// A department's projection of the order log.

@@ -12,7 +12,8 @@ pub struct CatchUp {
 }
 
 impl CatchUp {
-    /// `watermarks` holds (partition, low, high) per partition at start.
+    /// `watermarks` holds (partition, low, target) per partition: a partition whose target is
+    /// not above its low watermark has nothing to apply.
     pub fn new(watermarks: impl IntoIterator<Item = (i32, i64, i64)>) -> CatchUp {
         let targets = watermarks
             .into_iter()
