@@ -2,7 +2,9 @@
 //! topics the pipeline owns.
 
 mod args;
+mod group;
 mod topic;
 
 pub use args::{parse_override, KafkaArgs};
+pub use group::{commit_offsets, committed_offsets, delete_group, describe_group, GroupMember};
 pub use topic::{ensure_topic, topic_configs, TopicError, TopicSpec, TopicStatus};

@@ -1,0 +1,84 @@
+//! Consumer-group administration from outside the group: who is in it, where it is, moving it.
+//! librdkafka's calls here block, so async callers run them with `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One member of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub client_id: String,
+    pub host: String,
+}
+
+/// The group's state (`Empty`, `Stable`, `PreparingRebalance`, ..., or `Dead` when unknown to
+/// the broker) and its active members.
+pub fn describe_group(config: &ClientConfig, group: &str) -> KafkaResult<(String, Vec<GroupMember>)> {
+    let consumer: BaseConsumer = config.create()?;
+    let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    Ok(match list.groups().first() {
+        Some(info) => (
+            info.state().to_owned(),
+            info.members()
+                .iter()
+                .map(|m| GroupMember { client_id: m.client_id().to_owned(), host: m.client_host().to_owned() })
+                .collect(),
+        ),
+        None => ("Dead".to_owned(), Vec::new()),
+    })
+}
+
+/// The group's committed offsets on `topic` (partition → next offset); partitions without a
+/// commit are absent.
+pub fn committed_offsets(config: &ClientConfig, group: &str, topic: &str) -> KafkaResult<HashMap<i32, i64>> {
+    let consumer: BaseConsumer = group_client(config, group)?;
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+    let mut query = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        query.add_partition(topic, partition.id());
+    }
+    let committed = consumer.committed_offsets(query, TIMEOUT)?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Commits `offsets` (partition → next offset) for a group that has no active members; the
+/// broker refuses commits from outside a live group.
+pub fn commit_offsets(config: &ClientConfig, group: &str, topic: &str, offsets: &HashMap<i32, i64>) -> KafkaResult<()> {
+    let consumer: BaseConsumer = group_client(config, group)?;
+    let mut list = TopicPartitionList::new();
+    for (&partition, &offset) in offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer.commit(&list, CommitMode::Sync)
+}
+
+/// Deletes an empty group and its committed offsets.
+pub async fn delete_group(config: &ClientConfig, group: &str) -> KafkaResult<()> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
+    for result in admin.delete_groups(&[group], &options).await? {
+        result.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
+    }
+    Ok(())
+}
+
+fn group_client(config: &ClientConfig, group: &str) -> KafkaResult<BaseConsumer> {
+    let mut config = config.clone();
+    config.set("group.id", group).set("enable.auto.commit", "false");
+    config.create()
+}
