@@ -1,0 +1,244 @@
+//! The outbox relay: publishes unpublished outbox rows in outbox order and marks them published
+//! once the broker has acknowledged them.
+//!
+//! Pipeline per chunk: read up to `max_in_flight` rows, enqueue every send, await every ack, mark
+//! the acked rows published in one statement, repeat. The producer is idempotent (`acks=all`), so
+//! within a partition its own retries neither duplicate nor reorder. A crash between the ack and
+//! the mark re-sends the chunk: duplicates carry the same sequence, and consumers skip them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use edison_common::kafka::{ensure_topic, KafkaArgs, TopicSpec};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+use serde::Serialize;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::error::SalesError;
+use crate::store::{now_ms, OutboxRow, Store};
+
+/// How long the reachability probe waits for the broker's metadata.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Outbox rows sent before awaiting their acks: the most records in flight at once.
+    pub max_in_flight: usize,
+    /// librdkafka `message.timeout.ms`: how long one send may take, retries included, before
+    /// it fails and the drain stops. Short, so commands finish promptly when Kafka is down.
+    pub delivery_timeout: Duration,
+    /// Partitions of the topic if the relay has to create it.
+    pub partitions: i32,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions { max_in_flight: 5000, delivery_timeout: Duration::from_secs(10), partitions: 6 }
+    }
+}
+
+/// Why a drain stopped before the outbox was empty. The rows stay queued for the next relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum RelayStop {
+    /// Nothing answered at the bootstrap servers.
+    Unreachable(String),
+    /// A send failed; rows from the first failed one on are still queued.
+    DeliveryFailed(String),
+    /// Another relay holds the lease and is publishing.
+    Busy,
+}
+
+impl fmt::Display for RelayStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelayStop::Unreachable(detail) => write!(f, "Kafka is unreachable: {detail}"),
+            RelayStop::DeliveryFailed(detail) => write!(f, "a delivery failed: {detail}"),
+            RelayStop::Busy => f.write_str("another relay is publishing"),
+        }
+    }
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RelayReport {
+    /// Rows acknowledged by the broker and marked published.
+    pub published: u64,
+    /// Rows still unpublished when the drain ended.
+    pub queued: u64,
+    pub stopped: Option<RelayStop>,
+}
+
+/// Sends librdkafka's own logs and errors to `debug`: with the broker down it repeats "all
+/// brokers down" many times a second, and the relay already reports that once, as a
+/// [`RelayStop`].
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        debug!(target: "librdkafka", ?level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        debug!(target: "librdkafka", %error, reason);
+    }
+}
+
+pub struct Relay {
+    producer: FutureProducer<QuietContext>,
+    admin: ClientConfig,
+    topic: String,
+    bootstrap_servers: String,
+    options: RelayOptions,
+    /// Identifies this relay's lease.
+    holder: String,
+    /// Set once the broker answered and the topic is known to exist.
+    ready: AtomicBool,
+}
+
+impl Relay {
+    pub fn new(kafka: &KafkaArgs, options: RelayOptions) -> Result<Relay, SalesError> {
+        let mut config = kafka.producer_config();
+        // Bound every send unless the user chose with `-X message.timeout.ms=...`.
+        if config.get("message.timeout.ms").is_none() {
+            config.set("message.timeout.ms", options.delivery_timeout.as_millis().to_string());
+        }
+        Ok(Relay {
+            producer: config.create_with_context(QuietContext)?,
+            admin: kafka.client_config(),
+            topic: kafka.topic.clone(),
+            bootstrap_servers: kafka.bootstrap_servers.clone(),
+            options,
+            holder: Uuid::now_v7().to_string(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Publishes unpublished outbox rows until none is left or a send fails. Broker trouble is
+    /// not an error: it ends the drain with [`RelayReport::stopped`] set and the rows queued.
+    pub async fn drain(&self, store: &Store) -> Result<RelayReport, SalesError> {
+        let mut report = RelayReport::default();
+        if store.outbox_counts().await?.unpublished == 0 {
+            return Ok(report);
+        }
+        report.stopped = self.prepare().await?;
+        if report.stopped.is_none() {
+            report.stopped = self.drain_leased(store, &mut report.published).await?;
+        }
+        report.queued = store.outbox_counts().await?.unpublished;
+        Ok(report)
+    }
+
+    /// Probes the broker and ensures the topic, once per relay.
+    async fn prepare(&self) -> Result<Option<RelayStop>, SalesError> {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        // Fast fail: without this, a down broker costs a full message timeout per command.
+        let producer = self.producer.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, PROBE_TIMEOUT).map(|_| ())
+        })
+        .await
+        .expect("the metadata probe does not panic");
+        if let Err(error) = probe {
+            return Ok(Some(RelayStop::Unreachable(format!("{}: {error}", self.bootstrap_servers))));
+        }
+        let spec = TopicSpec::orders(&self.topic, self.options.partitions);
+        let status = ensure_topic(&self.admin, &spec).await?;
+        debug!(topic = %self.topic, ?status, "topic ready");
+        self.ready.store(true, Ordering::Release);
+        Ok(None)
+    }
+
+    async fn drain_leased(&self, store: &Store, published: &mut u64) -> Result<Option<RelayStop>, SalesError> {
+        // A chunk takes at most one delivery timeout; the lease outlives it with margin.
+        let ttl = i64::try_from(self.options.delivery_timeout.as_millis()).unwrap_or(i64::MAX / 4) + 5_000;
+        let stop = loop {
+            if !store.acquire_lease(&self.holder, now_ms(), ttl).await? {
+                break Some(RelayStop::Busy);
+            }
+            let rows = store.unpublished(self.options.max_in_flight).await?;
+            if rows.is_empty() {
+                break None;
+            }
+            let (acked, failure) = self.publish(&rows).await;
+            store.mark_published(&acked, now_ms()).await?;
+            *published += acked.len() as u64;
+            debug!(acked = acked.len(), "chunk published");
+            if let Some(failure) = failure {
+                warn!(%failure, "relay stopped");
+                break Some(RelayStop::DeliveryFailed(failure));
+            }
+        };
+        store.release_lease(&self.holder).await?;
+        Ok(stop)
+    }
+
+    /// Sends `rows` and returns the ids of the acked prefix, plus the first failure. Rows after a
+    /// failure are re-sent by the next drain even if acked, so the last record of every key on
+    /// the compacted topic is always its latest state.
+    async fn publish(&self, rows: &[OutboxRow]) -> (Vec<i64>, Option<String>) {
+        let mut deliveries = Vec::with_capacity(rows.len());
+        let mut enqueue_failure = None;
+        for row in rows {
+            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).key(row.order_id.as_bytes());
+            if let Some(payload) = &row.payload {
+                record = record.payload(payload);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((error, _)) => {
+                    enqueue_failure = Some(format!("outbox row {}: {error}", row.id));
+                    break;
+                }
+            }
+        }
+        let mut acked = Vec::with_capacity(deliveries.len());
+        let mut failure = None;
+        // Await every delivery, even after a failure, so no send is left in flight.
+        for (row, delivery) in rows.iter().zip(deliveries) {
+            let error = match delivery.await {
+                Ok(Ok(_)) if failure.is_none() => {
+                    acked.push(row.id);
+                    continue;
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err((error, _))) => error.to_string(),
+                Err(_) => "the producer was dropped".to_owned(),
+            };
+            failure.get_or_insert_with(|| format!("outbox row {}: {error}", row.id));
+        }
+        (acked, failure.or(enqueue_failure))
+    }
+
+    /// Drains every `poll` until cancelled by Ctrl-C; broker trouble is retried.
+    pub async fn follow(&self, store: &Store, poll: Duration) -> Result<u64, SalesError> {
+        let mut total = 0;
+        loop {
+            let report = self.drain(store).await?;
+            total += report.published;
+            if report.published > 0 {
+                info!(published = report.published, queued = report.queued, "relayed");
+            }
+            if let Some(stop) = &report.stopped {
+                warn!(%stop, queued = report.queued, "will retry");
+                self.ready.store(false, Ordering::Release);
+            }
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(total),
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
