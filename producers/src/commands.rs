@@ -42,14 +42,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return run_topic(&kafka, command, json).await;
     }
     let store = Store::open(&database_url).await.context("cannot open the Sales store")?;
-    let record = match command {
+    let (done, record) = match command {
         SalesCommand::Place { model, customer_name, email, address } => {
-            store.place(&NewOrder { model, customer_name, email, address }).await?
+            ("placed", store.place(&NewOrder { model, customer_name, email, address }).await?)
         }
-        SalesCommand::Pay { order_id } => store.pay(order_id).await?,
-        SalesCommand::Amend { order_id, address, model } => store.amend(order_id, Amendment { address, model }).await?,
-        SalesCommand::Cancel { order_id, reason } => store.cancel(order_id, reason).await?,
-        SalesCommand::Erase { order_id } => store.erase(order_id).await?,
+        SalesCommand::Pay { order_id } => ("paid", store.pay(order_id).await?),
+        SalesCommand::Amend { order_id, address, model } => {
+            ("amended", store.amend(order_id, Amendment { address, model }).await?)
+        }
+        SalesCommand::Cancel { order_id, reason } => ("cancelled", store.cancel(order_id, reason).await?),
+        SalesCommand::Erase { order_id } => ("erased", store.erase(order_id).await?),
         SalesCommand::Show { order_id } => return show(&store, order_id, json).await,
         SalesCommand::List { status, limit } => return list(&store, status, limit, json).await,
         SalesCommand::Relay { follow, poll_ms, in_flight } => {
@@ -82,7 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if json {
         println!("{}", json!({ "order": record, "relay": report }));
     } else {
-        println!("{}", summary(&record));
+        println!("{done} {}", summary(&record));
         println!("{}", relay_line(&report, &kafka.topic));
     }
     Ok(())
@@ -98,8 +100,12 @@ async fn show(store: &Store, id: uuid::Uuid, json: bool) -> anyhow::Result<()> {
     let order = &record.order;
     println!("{}", summary(&record));
     let customer = &order.customer;
-    println!("  customer   {} <{}> ({})", customer.name, customer.email, customer.customer_id);
-    println!("  ship to    {}", customer.shipping_address);
+    if record.erased_at.is_some() {
+        println!("  customer   personal data erased ({})", customer.customer_id);
+    } else {
+        println!("  customer   {} <{}> ({})", customer.name, customer.email, customer.customer_id);
+        println!("  ship to    {}", customer.shipping_address);
+    }
     println!("  batteries  {}", order.batteries);
     println!("  placed     {}", timestamp(order.placed_at));
     for (label, at) in [("paid", order.paid_at), ("cancelled", order.cancelled_at), ("erased", record.erased_at)] {
@@ -285,7 +291,7 @@ fn summary(record: &OrderRecord) -> String {
     let order = &record.order;
     let status = if record.erased_at.is_some() { "erased" } else { order.status.as_str() };
     format!(
-        "order {} {status}: {}, {}, delivery expected {} (sequence {})",
+        "order {} [{status}]: {}, {}, delivery expected {} (sequence {})",
         record.id,
         order.model,
         money(&order.price),

@@ -1,0 +1,219 @@
+//! The outbox against a real broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092; start
+//! one with `scripts/kafka-local start`). These tests fail, not skip, when no broker answers.
+//! Each uses its own topic and its own temporary store.
+
+use std::collections::HashMap;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use edison_sales::{Cli, OrderRecord, Store};
+use edison_schemas::{Codec, OrderStatus};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tempfile::TempDir;
+
+/// Nothing listens on port 1: a broker that is down.
+const DOWN: &str = "127.0.0.1:1";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn bootstrap() -> String {
+    let servers = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let first = servers.split(',').next().unwrap_or_default().to_owned();
+    let reachable = first
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok());
+    assert!(reachable, "no Kafka broker at {servers}: start one with `scripts/kafka-local start`");
+    servers
+}
+
+/// A unique topic and a temporary store.
+struct Scenario {
+    _dir: TempDir,
+    url: String,
+    topic: String,
+}
+
+impl Scenario {
+    fn new() -> Scenario {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/sales.db", dir.path().display());
+        Scenario { _dir: dir, url, topic: format!("orders-test-{}", uuid::Uuid::now_v7()) }
+    }
+
+    async fn sales(&self, bootstrap: &str, args: &[&str]) -> anyhow::Result<()> {
+        let global = ["sales", "--bootstrap-servers", bootstrap, "--topic", &self.topic, "--database-url", &self.url];
+        edison_sales::run(Cli::parse_from(global.iter().chain(args))).await
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.url).await.unwrap()
+    }
+}
+
+/// One record read back from the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    partition: i32,
+    key: String,
+    value: Option<Vec<u8>>,
+}
+
+/// Every record of the topic, in partition order, read up to the high watermarks.
+fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", uuid::Uuid::now_v7()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = HashMap::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (_, high) = consumer.fetch_watermarks(topic, partition.id(), TIMEOUT).unwrap();
+        if high > 0 {
+            remaining.insert(partition.id(), high);
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while !remaining.is_empty() {
+        assert!(Instant::now() < deadline, "timed out reading {topic}; still to read: {remaining:?}");
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let message = message.unwrap();
+        records.push(Record {
+            partition: message.partition(),
+            key: String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
+            value: message.payload().map(<[u8]>::to_vec),
+        });
+        if remaining.get(&message.partition()) == Some(&(message.offset() + 1)) {
+            remaining.remove(&message.partition());
+        }
+    }
+    records.sort_by_key(|r| r.partition); // stable: keeps offset order within a partition
+    records
+}
+
+/// (key, sequence) of each record; a tombstone takes `final_sequence[key]`.
+fn sequences(records: &[Record], final_sequence: &HashMap<String, i64>) -> Vec<(String, i64)> {
+    let codec = Codec::new().unwrap();
+    records
+        .iter()
+        .map(|r| {
+            let sequence = match &r.value {
+                Some(bytes) => codec.decode(bytes).unwrap().sequence,
+                None => final_sequence[&r.key],
+            };
+            (r.key.clone(), sequence)
+        })
+        .collect()
+}
+
+fn final_sequences(orders: &[OrderRecord]) -> HashMap<String, i64> {
+    orders.iter().map(|r| (r.order.order_id.clone(), r.sequence)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_broker_down_changes_queue_and_a_later_relay_publishes_each_once_in_order() {
+    let bootstrap = bootstrap();
+    let s = Scenario::new();
+    let place = ["place", "--model", "P", "--customer-name", "Ada", "--email", "ada@example.com", "--address", "1 Road"];
+    s.sales(DOWN, &place).await.expect("place succeeds with Kafka down");
+    let store = s.store().await;
+    let id = store.list(None, 1).await.unwrap()[0].id.to_string();
+    s.sales(DOWN, &["pay", &id]).await.expect("pay succeeds with Kafka down");
+    assert_eq!(store.outbox_counts().await.unwrap().unpublished, 2);
+
+    s.sales(&bootstrap, &["relay"]).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().unpublished, 0);
+    s.sales(&bootstrap, &["relay"]).await.unwrap(); // nothing left: publishes nothing again
+
+    let records = read_topic(&bootstrap, &s.topic);
+    let codec = Codec::new().unwrap();
+    let events: Vec<_> = records.iter().map(|r| codec.decode(r.value.as_deref().unwrap()).unwrap()).collect();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
+    assert!(records.iter().all(|r| r.key == id));
+    let last = &events[1].order;
+    assert_eq!((last.status, last.price.amount_cents), (OrderStatus::Paid, 6_990_000));
+    assert_eq!(last, &store.get(id.parse().unwrap()).await.unwrap().order);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_killed_mid_drain_loses_nothing_and_duplicates_repeat_a_sequence() {
+    let bootstrap = bootstrap();
+    let s = Scenario::new();
+    s.sales(&bootstrap, &["simulate", "--orders", "20000", "--seed", "3", "--no-relay"]).await.unwrap();
+    let store = s.store().await;
+    let total = store.outbox_counts().await.unwrap().total;
+
+    // Small chunks keep the drain slow enough to kill it in the middle; a short delivery
+    // timeout keeps its orphaned lease short.
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_sales"))
+        .args(["--bootstrap-servers", &bootstrap, "--topic", &s.topic, "--database-url", &s.url])
+        .args(["--delivery-timeout", "2", "relay", "--concurrency", "200"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let unpublished = store.outbox_counts().await.unwrap().unpublished;
+        assert!(unpublished > 0, "the relay finished before it could be killed");
+        if unpublished < total {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relay published nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.kill().unwrap(); // SIGKILL: no cleanup, lease left behind, acks possibly unrecorded
+    relay.wait().unwrap();
+    let left = store.outbox_counts().await.unwrap().unpublished;
+    assert!(left > 0 && left < total, "killed mid-drain: {left} of {total} left");
+
+    s.sales(&bootstrap, &["relay"]).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().unpublished, 0);
+
+    let orders = store.list(None, 1_000_000).await.unwrap();
+    let final_sequence = final_sequences(&orders);
+    let records = read_topic(&bootstrap, &s.topic);
+    assert!(records.len() as u64 >= total);
+    // Same (key, sequence) means the same bytes: a duplicate is a re-send, never a new event.
+    let mut seen: HashMap<(String, i64), &Option<Vec<u8>>> = HashMap::new();
+    for (record, key_sequence) in records.iter().zip(sequences(&records, &final_sequence)) {
+        let first = seen.entry(key_sequence.clone()).or_insert(&record.value);
+        assert_eq!(*first, &record.value, "{key_sequence:?} published with different contents");
+    }
+    assert_eq!(seen.len() as u64, total, "every outbox row is on the topic");
+    // Compaction keeps the last record of a key: it must carry the order's final sequence.
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (key, sequence) in sequences(&records, &final_sequence) {
+        last.insert(key, sequence);
+    }
+    assert_eq!(last, final_sequence);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_seed_publishes_the_same_events() {
+    let bootstrap = bootstrap();
+    let (a, b) = (Scenario::new(), Scenario::new());
+    for s in [&a, &b] {
+        s.sales(&bootstrap, &["simulate", "--orders", "300", "--seed", "77"]).await.unwrap();
+    }
+    let (store_a, store_b) = (a.store().await, b.store().await);
+    let orders = store_a.list(None, 1000).await.unwrap();
+    assert_eq!(orders.len(), 300);
+    assert_eq!(orders, store_b.list(None, 1000).await.unwrap());
+    let topic_a = read_topic(&bootstrap, &a.topic);
+    assert_eq!(topic_a.len() as u64, store_a.outbox_counts().await.unwrap().total);
+    assert_eq!(topic_a, read_topic(&bootstrap, &b.topic));
+
+    let again = a.sales(&bootstrap, &["simulate", "--orders", "300", "--seed", "77"]).await;
+    let error = again.expect_err("a seed runs once per store").to_string();
+    assert!(error.contains("seed 77 was already simulated"), "{error}");
+    assert_eq!(store_a.list(None, 1000).await.unwrap().len(), 300);
+}
