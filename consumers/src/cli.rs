@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use edison_common::db::{self, Database};
 use edison_common::kafka::KafkaArgs;
 
+use crate::rebuild;
 use crate::runtime::{self, Projection, RunOptions, RunStats, Stop};
 
 #[derive(Debug, Parser)]
@@ -60,7 +61,40 @@ pub enum Command {
     Run(RunArgs),
     /// Print the projection's summary.
     Report,
+    /// Rebuild the projection from offset zero beside the live one, verify it, then swap.
+    #[command(long_about = REBUILD_HELP)]
+    Rebuild(RebuildArgs),
+    /// Build a throwaway SQLite projection of the state as it was at a past time.
+    #[command(long_about = SNAPSHOT_HELP)]
+    Snapshot(SnapshotArgs),
 }
+
+const REBUILD_HELP: &str = "\
+Rebuild the projection from offset zero beside the live one, verify it, then swap.
+
+1. Builds a shadow projection under the group GROUP.shadow, into DB.shadow.db (SQLite) or the \
+schema SCHEMA_shadow (PostgreSQL), while the live department keeps consuming and serving. An \
+interrupted build leaves the live projection untouched: run `rebuild --shadow` again to resume, \
+or `rebuild --discard` to drop it.
+2. Once the shadow is caught up, stop the live consumer (its projection keeps serving reads) \
+and run `rebuild --shadow` again: both projections are brought to the same offsets and \
+compared, table by table (row count and checksum), listing rows that differ.
+3. If they match (or --accept-diff), swaps atomically (a file rename on SQLite, keeping \
+DB.before-rebuild.db; a schema rename in one transaction on PostgreSQL, keeping \
+SCHEMA_before_rebuild), moves the live group's offsets to the shadow's and deletes the shadow \
+group. Start the live consumer again afterwards.
+
+Departments with side effects (the mailer) cannot be shadow-rebuilt: use reset-offsets, which \
+keeps the mailer's ledger.";
+
+const SNAPSHOT_HELP: &str = "\
+Build a throwaway SQLite projection of the state as it was at a past time, for audits and \
+disputes. Events count by when they happened (occurred_at), erasures by their record time. It \
+reads the whole topic under a temporary consumer group, deleted afterwards, and triggers no side \
+effects.
+
+The topic is compacted, but only after min.compaction.lag.ms (one day by default): a snapshot \
+as of a time older than that may lack orders whose earlier events were compacted away.";
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -68,6 +102,46 @@ pub struct RunArgs {
     #[arg(long)]
     pub until_caught_up: bool,
 
+    #[command(flatten)]
+    pub consume: ConsumeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[group(id = "rebuild_action", required = true, multiple = false)]
+pub struct RebuildArgs {
+    /// Build (or resume) the shadow projection; once the live consumer is stopped, verify and swap.
+    #[arg(long, group = "rebuild_action")]
+    pub shadow: bool,
+
+    /// Drop an unfinished shadow projection and its consumer group.
+    #[arg(long, group = "rebuild_action")]
+    pub discard: bool,
+
+    /// Swap even if the shadow differs from the live projection (e.g. a changed projection).
+    #[arg(long)]
+    pub accept_diff: bool,
+
+    #[command(flatten)]
+    pub consume: ConsumeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// The point in time, RFC 3339 (2026-11-20T12:00:00Z) or a date (2026-11-20, midnight UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub as_of: i64,
+
+    /// The SQLite file to create. It must not exist.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub consume: ConsumeArgs,
+}
+
+/// How records are consumed and batched.
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
     /// At most this many records per database transaction.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
@@ -90,26 +164,46 @@ impl SharedArgs {
         self.group_id.clone().unwrap_or_else(|| P::NAME.to_owned())
     }
 
+    pub fn database_url<P: Projection>(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| db::default_url(P::NAME))
+    }
+
+    pub fn database_schema<P: Projection>(&self) -> String {
+        self.database_schema.clone().unwrap_or_else(|| P::NAME.to_owned())
+    }
+
     /// Connects to the department's database and brings its schema up to date.
     pub async fn connect<P: Projection>(&self, projection: &P) -> anyhow::Result<Database> {
-        let url = self.database_url.clone().unwrap_or_else(|| db::default_url(P::NAME));
-        let schema = self.database_schema.as_deref().unwrap_or(P::NAME);
-        Ok(db::connect_to(&url, Some(schema), projection.migrator()).await?)
+        let schema = self.database_schema::<P>();
+        Ok(db::connect_to(&self.database_url::<P>(), Some(&schema), projection.migrator()).await?)
     }
 }
 
-impl RunArgs {
-    pub fn options<P: Projection>(&self, shared: &SharedArgs) -> RunOptions {
+impl ConsumeArgs {
+    pub fn options(&self, group_id: &str, stop: Stop) -> RunOptions {
         RunOptions {
-            group_id: shared.group_id::<P>(),
+            group_id: group_id.to_owned(),
             dead_letter_topic: self.dead_letter_topic.clone(),
             batch_size: self.batch_size as usize,
             batch_timeout: Duration::from_millis(self.batch_ms),
-            stop: if self.until_caught_up { Stop::CaughtUp } else { Stop::Never },
+            stop,
             as_of: None,
+            side_effects: true,
             partitions: self.partitions,
         }
     }
+}
+
+/// Milliseconds since the epoch from RFC 3339 or a plain date (midnight UTC).
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let parsed = time::OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
+        let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))?;
+        Ok::<_, time::error::Parse>(date.midnight().assume_utc())
+    });
+    parsed
+        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| format!("expected RFC 3339 (2026-11-20T12:00:00Z) or a date (2026-11-20), got {text:?}"))
 }
 
 /// Runs one command of a department. Library entry point for binaries and tests.
@@ -118,19 +212,35 @@ pub async fn execute<P: Projection>(
     cli: &DepartmentCli,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<RunStats>> {
-    let db = cli.shared.connect(projection).await?;
+    let shared = &cli.shared;
     match &cli.command {
         Command::Run(run) => {
-            let options = run.options::<P>(&cli.shared);
-            let stats = runtime::run(projection, &db, &cli.shared.kafka, &options, shutdown)
+            let db = shared.connect(projection).await?;
+            let stop = if run.until_caught_up { Stop::CaughtUp } else { Stop::Never };
+            let options = run.consume.options(&shared.group_id::<P>(), stop);
+            let stats = runtime::run(projection, &db, &shared.kafka, &options, shutdown)
                 .await
                 .with_context(|| format!("{} stopped with an error", P::NAME))?;
             Ok(Some(stats))
         }
         Command::Report => {
+            let db = shared.connect(projection).await?;
             let report = projection.report(&db.pool).await.context("cannot read the projection")?;
             print!("{report}");
             Ok(None)
+        }
+        Command::Rebuild(args) if args.discard => {
+            rebuild::discard_shadow(projection, shared).await?;
+            Ok(None)
+        }
+        Command::Rebuild(args) => {
+            rebuild::rebuild_shadow(projection, shared, args, shutdown).await?;
+            Ok(None)
+        }
+        Command::Snapshot(args) => {
+            let stats = rebuild::snapshot(projection, shared, args, shutdown).await?;
+            println!("snapshot as of {} written to {}", args.as_of, args.out.display());
+            Ok(Some(stats))
         }
     }
 }

@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod departments;
+pub mod rebuild;
 pub mod runtime;

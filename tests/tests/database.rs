@@ -119,9 +119,9 @@ async fn a_database_outage_mid_run_is_retried_and_offsets_hold_still() {
     pg.run("stop");
     // Offsets stored before the outage may still be committed during the first second.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let during = committed("warehouse", &topic, 3);
+    let during = committed(&group_for(&topic, "warehouse"), &topic, 3);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(committed("warehouse", &topic, 3), during, "no offset advances while the database is down");
+    assert_eq!(committed(&group_for(&topic, "warehouse"), &topic, 3), during, "no offset advances while the database is down");
     assert!(!run.is_finished(), "the run waits for the database instead of failing");
     let total: i64 = during.values().sum();
     assert!(total < events.len() as i64, "the outage began mid-run");

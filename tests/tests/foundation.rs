@@ -149,7 +149,7 @@ async fn poison_records_go_to_the_dead_letter_topic_with_their_origin() {
     for letter in &letters {
         assert_eq!(letter.headers["edison.source.topic"], topic);
         assert_eq!(letter.headers["edison.source.partition"], "0");
-        assert_eq!(letter.headers["edison.consumer.group"], "warehouse");
+        assert_eq!(letter.headers["edison.consumer.group"], group_for(&topic, "warehouse"));
         assert!(!letter.headers["edison.error.message"].is_empty());
     }
     let offsets: Vec<i64> = letters.iter().map(|l| l.headers["edison.source.offset"].parse().unwrap()).collect();

@@ -21,7 +21,7 @@ impl Drop for Instance {
 
 fn start_instance(topic: &str, group: &str, store: &Store, log: &std::path::Path) -> Instance {
     Instance(Command::new(binary("edison-consumers", "warehouse"))
-        .args(["--bootstrap-servers", &bootstrap(), "--topic", topic, "--group-id", group])
+        .args(["--bootstrap-servers", &bootstrap(), "--topic", topic, "--group-id", &group_for(topic, group)])
         .args(["--database-url", &store.url, "--database-schema", &store.schema])
         // A short session timeout so the survivor takes over a killed member's partitions soon.
         .args(["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"])

@@ -47,6 +47,9 @@ pub struct RunOptions {
     /// `occurred_at`, tombstones by their record timestamp. Later records are skipped. For
     /// point-in-time snapshots; `None` applies everything.
     pub as_of: Option<i64>,
+    /// Whether to run the projection's `after_commit` side effects. Off for shadow rebuilds and
+    /// snapshots, which must never mail anyone.
+    pub side_effects: bool,
     /// Partitions for the orders topic, should this run be the one that creates it.
     pub partitions: i32,
 }
@@ -326,7 +329,7 @@ impl<P: Projection> Worker<'_, P> {
                 catch_up.record_applied(partition, next);
             }
         }
-        if !changes.is_empty() {
+        if !changes.is_empty() && self.options.side_effects {
             if let Err(error) = self.projection.after_commit(&self.db.pool).await {
                 warn!(%error, "side effects after commit failed; they stay pending for the next batch");
             }

@@ -29,6 +29,10 @@ pub trait Projection: Send + Sync + 'static {
     /// ledger of mail already sent.
     const TABLES: &'static [&'static str];
 
+    /// Whether `after_commit` acts on the world (sends mail). Such a projection cannot be
+    /// shadow-rebuilt: its ledger of what was done must carry over, not be rebuilt.
+    const SIDE_EFFECTS: bool = false;
+
     /// The department's schema migrations.
     fn migrator(&self) -> &'static Migrator;
 

@@ -99,7 +99,14 @@ pub async fn run_until_caught_up<P: Projection>(
         .expect("run returns stats")
 }
 
+/// The consumer group a test calls `name` on `topic`. Groups span topics, so tests sharing a
+/// group name would rebalance each other; prefixing the test's unique topic keeps them apart.
+pub fn group_for(topic: &str, name: &str) -> String {
+    format!("{topic}.{name}")
+}
+
 pub fn department_cli(topic: &str, group: &str, store: &Store, command: &[&str]) -> DepartmentCli {
+    let group = group_for(topic, group);
     let mut args = vec![
         "department",
         "--bootstrap-servers",
@@ -107,7 +114,7 @@ pub fn department_cli(topic: &str, group: &str, store: &Store, command: &[&str])
         "--topic",
         topic,
         "--group-id",
-        group,
+        &group,
         "--database-url",
         &store.url,
         "--database-schema",
