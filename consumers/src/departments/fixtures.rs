@@ -1,0 +1,61 @@
+//! Order events for the departments' unit tests: one order, walked through its life.
+
+use edison_schemas::{CarModel, Customer, EventType, Money, Order, OrderEvent, OrderStatus};
+
+/// 2025-11-24T16:00:00Z.
+pub const PLACED_AT: i64 = 1_764_000_000_000;
+pub const DAY_MS: i64 = 86_400_000;
+/// 2026-03-30, a Monday in ISO week 2026-W14.
+pub const DELIVERY_DAY: i32 = 20_542;
+
+/// A Model P order as placed: EUR 69,900.00, 3 batteries, expected on 2026-03-30. Sequence 1.
+pub fn placed() -> OrderEvent {
+    OrderEvent {
+        event_id: "0196a000-0000-7000-8000-000000000001".into(),
+        event_type: EventType::Placed,
+        sequence: 1,
+        occurred_at: PLACED_AT,
+        order: Order {
+            order_id: "0196a000-0000-7000-8000-00000000beef".into(),
+            customer: Customer {
+                customer_id: "customer-1".into(),
+                name: "Ada Lovelace".into(),
+                email: "ada@example.com".into(),
+                shipping_address: "12 Analytical Row, London".into(),
+            },
+            model: CarModel::P,
+            batteries: 3,
+            price: Money { amount_cents: 6_990_000, currency: "EUR".into() },
+            status: OrderStatus::Placed,
+            expected_delivery: DELIVERY_DAY,
+            placed_at: PLACED_AT,
+            paid_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+        },
+    }
+}
+
+/// The event after `event`: `event_type` at `at`, with `change` applied to the order.
+pub fn next(mut event: OrderEvent, event_type: EventType, at: i64, change: impl FnOnce(&mut Order)) -> OrderEvent {
+    event.sequence += 1;
+    event.event_type = event_type;
+    event.occurred_at = at;
+    change(&mut event.order);
+    event
+}
+
+pub fn pay(event: OrderEvent, at: i64) -> OrderEvent {
+    next(event, EventType::Paid, at, |order| {
+        order.status = OrderStatus::Paid;
+        order.paid_at = Some(at);
+    })
+}
+
+pub fn cancel(event: OrderEvent, at: i64) -> OrderEvent {
+    next(event, EventType::Cancelled, at, |order| {
+        order.status = OrderStatus::Cancelled;
+        order.cancelled_at = Some(at);
+        order.cancel_reason = Some("changed mind".into());
+    })
+}
