@@ -4,6 +4,7 @@ pub mod assembly;
 pub mod billing;
 pub mod dashboard;
 pub mod format;
+pub mod mailer;
 pub mod shipping;
 pub mod warehouse;
 
@@ -13,5 +14,6 @@ mod fixtures;
 pub use assembly::Assembly;
 pub use billing::Billing;
 pub use dashboard::Dashboard;
+pub use mailer::Mailer;
 pub use shipping::Shipping;
 pub use warehouse::Warehouse;
