@@ -76,11 +76,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         SalesCommand::Topic(_) => unreachable!("handled above"),
     };
     // The change is committed; delivering it is best effort; what is not delivered stays queued.
-    let relay = Relay::new(&kafka, relay_options(None))?;
-    let report = relay.drain(&store).await.unwrap_or_else(|error| {
-        warn!(%error, "relay failed");
-        RelayReport { stopped: Some(RelayStop::DeliveryFailed(error.to_string())), ..RelayReport::default() }
-    });
+    let relayed = async { Relay::new(&kafka, relay_options(None))?.drain(&store).await };
+    let report = match relayed.await {
+        Ok(report) => report,
+        Err(error) => {
+            warn!(%error, "relay failed");
+            let queued = store.outbox_counts().await?.unpublished;
+            RelayReport { published: 0, queued, stopped: Some(RelayStop::Failed(error.to_string())) }
+        }
+    };
     if json {
         println!("{}", json!({ "order": record, "relay": report }));
     } else {

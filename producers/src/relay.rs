@@ -53,6 +53,8 @@ pub enum RelayStop {
     DeliveryFailed(String),
     /// Another relay holds the lease and is publishing.
     Busy,
+    /// The relay itself failed (a bad `-X` setting, a topic with the wrong config, ...).
+    Failed(String),
 }
 
 impl fmt::Display for RelayStop {
@@ -61,6 +63,7 @@ impl fmt::Display for RelayStop {
             RelayStop::Unreachable(detail) => write!(f, "Kafka is unreachable: {detail}"),
             RelayStop::DeliveryFailed(detail) => write!(f, "a delivery failed: {detail}"),
             RelayStop::Busy => f.write_str("another relay is publishing"),
+            RelayStop::Failed(detail) => write!(f, "the relay failed: {detail}"),
         }
     }
 }
