@@ -102,6 +102,60 @@ pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator)
     Ok(Database { pool, backend, display_url })
 }
 
+/// Opens a database that is already there, for inspection (`status`): it never creates the
+/// SQLite file, the PostgreSQL schema or a table, and runs no migration. `Ok(None)` when there is
+/// no such file or schema yet.
+pub async fn open_existing(url: &str, pg_schema: Option<&str>) -> Result<Option<Database>, DbError> {
+    sqlx::any::install_default_drivers();
+    let (url, backend) = normalize(url)?;
+    let display_url = redact(&url);
+    let url = match backend {
+        Backend::Sqlite => {
+            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default();
+            if !Path::new(path).is_file() {
+                return Ok(None);
+            }
+            url.replace("mode=rwc", "mode=rw")
+        }
+        Backend::Postgres => url,
+    };
+    let search_path = match pg_schema {
+        Some(schema) if backend == Backend::Postgres => Some(valid_schema(schema)?),
+        _ => None,
+    };
+    let connect_error = |source| DbError::Connect { url: display_url.clone(), source };
+    let options: AnyConnectOptions = url.parse().map_err(connect_error)?;
+    let path = search_path.clone();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            let path = path.clone();
+            Box::pin(async move {
+                if let Some(schema) = &path {
+                    conn.execute(format!("SET search_path TO {schema}").as_str()).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(connect_error)?;
+    if let Some(schema) = &search_path {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT schema_name::text FROM information_schema.schemata WHERE schema_name = $1")
+                .bind(schema)
+                .fetch_optional(&pool)
+                .await
+                .map_err(connect_error)?;
+        if found.is_none() {
+            pool.close().await;
+            return Ok(None);
+        }
+    }
+    Ok(Some(Database { pool, backend, display_url }))
+}
+
 /// Whether an error means "the database is unavailable right now" (retry later) rather than
 /// "this statement is wrong" (a bug; retrying cannot help).
 pub fn is_transient(error: &sqlx::Error) -> bool {

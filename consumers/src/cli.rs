@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use edison_common::db::{self, Database};
 use edison_common::kafka::KafkaArgs;
 
+use crate::admin;
 use crate::rebuild;
 use crate::runtime::{self, Projection, RunOptions, RunStats, Stop};
 
@@ -67,6 +68,11 @@ pub enum Command {
     /// Build a throwaway SQLite projection of the state as it was at a past time.
     #[command(long_about = SNAPSHOT_HELP)]
     Snapshot(SnapshotArgs),
+    /// Move the group's offsets (dry run unless --execute); --to-earliest also empties the projection.
+    #[command(long_about = admin::reset::HELP)]
+    ResetOffsets(admin::ResetArgs),
+    /// The group's state, members, lag per partition, rate and ETA, and the projection's last applied time.
+    Status(admin::StatusArgs),
 }
 
 const REBUILD_HELP: &str = "\
@@ -241,6 +247,14 @@ pub async fn execute<P: Projection>(
             let stats = rebuild::snapshot(projection, shared, args, shutdown).await?;
             println!("snapshot as of {} written to {}", args.as_of, args.out.display());
             Ok(Some(stats))
+        }
+        Command::ResetOffsets(args) => {
+            admin::reset_offsets(projection, shared, args).await?;
+            Ok(None)
+        }
+        Command::Status(args) => {
+            admin::status::<P>(shared, args, shutdown).await?;
+            Ok(None)
         }
     }
 }

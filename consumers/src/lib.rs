@@ -4,6 +4,7 @@
 //! store offsets after commit, dead-letter, shutdown and catch-up detection. A department is a
 //! [`runtime::Projection`]: its migrations, its `apply`, its queries and its report.
 
+pub mod admin;
 pub mod cli;
 pub mod departments;
 pub mod rebuild;

@@ -23,6 +23,7 @@ use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
 use super::progress::CatchUp;
 use super::Projection;
+use crate::admin::{total_lag, LagBar};
 
 /// How long the consumer may sit idle before `--until-caught-up` asks the broker for the
 /// group's committed offsets.
@@ -115,6 +116,12 @@ pub async fn run<P: Projection>(
     consumer.subscribe(&[&kafka.topic])?;
     let producer: FutureProducer = kafka.producer_config().create()?;
     checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
+    // A progress bar while far behind, on a terminal only (no broker calls otherwise).
+    let progress = if LagBar::wanted() {
+        lag_at_start(&consumer, &kafka.topic).await.map_or_else(LagBar::hidden, LagBar::behind)
+    } else {
+        LagBar::hidden()
+    };
     let mut catch_up = match &options.stop {
         Stop::Never => None,
         Stop::CaughtUp => Some(CatchUp::new(watermarks(&consumer, &kafka.topic).await?)),
@@ -182,6 +189,7 @@ pub async fn run<P: Projection>(
         if !worker.flush(&consumer, batch, catch_up.as_mut(), &shutdown).await? {
             break;
         }
+        progress.advance_to(worker.stats.consumed);
     }
 
     commit_stored(consumer.as_ref());
@@ -422,6 +430,14 @@ async fn watermarks(
     })
     .await
     .expect("watermark lookup panicked")
+}
+
+/// How many events the group is behind on `topic` now, for the progress bar; `None` if the
+/// broker cannot say.
+async fn lag_at_start(consumer: &Arc<StreamConsumer<RuntimeContext>>, topic: &str) -> Option<i64> {
+    let marks = watermarks(consumer, topic).await.ok()?;
+    let offsets = committed(consumer, topic, marks.iter().map(|(partition, _, _)| *partition).collect()).await.ok()?;
+    Some(total_lag(marks, &offsets))
 }
 
 /// The group's committed offsets for `partitions`, as the broker has them.

@@ -465,3 +465,109 @@ where
 
     Exercised { topic, store, db, latest, rows: after }
 }
+
+/// The flags [`department_cli`] passes, for a real department process (before its subcommand).
+pub fn department_args(topic: &str, group: &str, store: &Store) -> Vec<String> {
+    let flags = ["--bootstrap-servers", &bootstrap(), "--topic", topic, "--group-id", &group_for(topic, group)];
+    let store_flags = ["--database-url", &store.url, "--database-schema", &store.schema];
+    flags.iter().chain(&store_flags).map(|s| s.to_string()).collect()
+}
+
+/// A department process, killed if the test ends without stopping it.
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// SIGTERM, the clean shutdown, and the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (low, high) watermarks per partition of `topic`.
+pub fn watermarks(topic: &str) -> BTreeMap<i32, (i64, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap()))
+        .collect()
+}
+
+/// One row of Kafka's own `kafka-consumer-groups --describe` ("-" is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub topic: String,
+    pub partition: i32,
+    pub current_offset: Option<i64>,
+    pub log_end_offset: Option<i64>,
+    pub lag: Option<i64>,
+}
+
+/// Runs Kafka's ConsumerGroupCommand (`scripts/kafka-local run-class`) on `group` and parses its
+/// table: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID.
+pub fn kafka_describe_group(group: &str) -> Vec<GroupRow> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-local");
+    let class = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+    let output = std::process::Command::new(script)
+        .args(["run-class", class, "--bootstrap-server", &bootstrap(), "--describe", "--group", group])
+        .output()
+        .expect("run scripts/kafka-local");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "ConsumerGroupCommand failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    parse_group_table(&stdout)
+}
+
+fn parse_group_table(text: &str) -> Vec<GroupRow> {
+    let mut lines = text.lines().skip_while(|line| !line.starts_with("GROUP"));
+    let header: Vec<&str> = lines.next().expect("a GROUP ... header").split_whitespace().collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column: {text}"));
+    let (topic, partition, current, end, lag) =
+        (column("TOPIC"), column("PARTITION"), column("CURRENT-OFFSET"), column("LOG-END-OFFSET"), column("LAG"));
+    let number = |cell: &str| cell.parse::<i64>().ok();
+    let mut rows: Vec<GroupRow> = lines
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.len() == header.len())
+        .map(|cells| GroupRow {
+            topic: cells[topic].to_owned(),
+            partition: cells[partition].parse().expect("a partition number"),
+            current_offset: number(cells[current]),
+            log_end_offset: number(cells[end]),
+            lag: number(cells[lag]),
+        })
+        .collect();
+    rows.sort_by_key(|row| row.partition);
+    rows
+}
+
+/// Starts the department binary `name` with `run` (until stopped) in the test's `group`, logging
+/// at info into `log`, and waits until it is assigned partitions `0..partitions` of `topic`.
+pub async fn start_member(name: &str, topic: &str, group: &str, store: &Store, log: &std::path::Path, partitions: i32) -> Process {
+    let member = Process(
+        std::process::Command::new(binary("edison-consumers", name))
+            .args(department_args(topic, group, store))
+            .args(["run", "--dead-letter-topic", &format!("{topic}.dlq")])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {name}: {error}")),
+    );
+    let ids: Vec<String> = (0..partitions).map(|p| p.to_string()).collect();
+    let assigned = format!("partitions assigned ids=[{}]", ids.join(", "));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(log).unwrap().contains(&assigned) {
+        assert!(std::time::Instant::now() < deadline, "no assignment: {}", std::fs::read_to_string(log).unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    member
+}
