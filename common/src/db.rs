@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor};
 
 /// SQLite allows at most this many bound values in one statement (PostgreSQL allows more).
 pub const MAX_BIND_PARAMS: usize = 32_766;
@@ -71,7 +71,8 @@ pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator)
         .parse::<AnyConnectOptions>()
         .map_err(|source| DbError::Connect { url: display_url.clone(), source })?
         .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        // Debug, not warn: sqlx logs the whole statement, and a multi-row insert is tens of KB.
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(2));
     let pool = AnyPoolOptions::new()
         .max_connections(if backend == Backend::Sqlite { 2 } else { 4 })
         .acquire_timeout(Duration::from_secs(10))
@@ -184,16 +185,58 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Appends `($1, $2), ($3, $4), ...`: `rows` tuples of `columns` placeholders, numbered from 1.
-pub fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
-    use std::fmt::Write;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            let separator = if column == 0 { "" } else { ", " };
-            let _ = write!(sql, "{separator}${}", row * columns + column + 1);
+/// Writes bind placeholders in statement order: `$1, $2, ...` on PostgreSQL, anonymous `?` on
+/// SQLite. sqlx looks every numbered SQLite parameter up by name, a scan of the statement's
+/// parameter list, so a multi-row statement with thousands of `$N` binds in quadratic time
+/// (2.4 s for 32k parameters, measured); `?` has no name to look up. Values are bound in the
+/// order the placeholders were written.
+#[derive(Debug)]
+pub struct Placeholders {
+    backend: Backend,
+    next: usize,
+}
+
+impl Placeholders {
+    pub fn new(backend: Backend) -> Placeholders {
+        Placeholders { backend, next: 1 }
+    }
+
+    /// Appends one placeholder.
+    pub fn push(&mut self, sql: &mut String) {
+        match self.backend {
+            Backend::Sqlite => sql.push('?'),
+            Backend::Postgres => {
+                use std::fmt::Write;
+                let _ = write!(sql, "${}", self.next);
+            }
         }
-        sql.push(')');
+        self.next += 1;
+    }
+
+    /// Appends `(a, b), (c, d), ...`: `rows` tuples of `columns` placeholders.
+    pub fn push_rows(&mut self, sql: &mut String, rows: usize, columns: usize) {
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                self.push(sql);
+            }
+            sql.push(')');
+        }
+    }
+}
+
+impl Backend {
+    /// The backend a database URL names: PostgreSQL for `postgres://`, else SQLite.
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") { Backend::Postgres } else { Backend::Sqlite }
+    }
+
+    /// The backend behind an `Any` connection.
+    pub fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" { Backend::Postgres } else { Backend::Sqlite }
     }
 }
 
@@ -213,7 +256,7 @@ fn valid_schema(schema: &str) -> Result<String, DbError> {
 
 fn normalize(url: &str) -> Result<(String, Backend), DbError> {
     let invalid = || DbError::InvalidUrl { url: redact(url) };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if Backend::of_url(url) == Backend::Postgres {
         return Ok((url.to_owned(), Backend::Postgres));
     }
     let path = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
@@ -254,10 +297,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_numbered_across_rows() {
-        let mut sql = String::new();
-        push_placeholders(&mut sql, 2, 3);
-        assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
+    fn placeholders_are_numbered_across_rows_on_postgres_and_anonymous_on_sqlite() {
+        for (backend, want) in [
+            (Backend::Postgres, "$1 IN ($2, $3), ($4, $5)"),
+            (Backend::Sqlite, "? IN (?, ?), (?, ?)"),
+        ] {
+            let mut sql = String::new();
+            let mut placeholders = Placeholders::new(backend);
+            placeholders.push(&mut sql);
+            sql.push_str(" IN ");
+            placeholders.push_rows(&mut sql, 2, 2);
+            assert_eq!(sql, want);
+        }
     }
 
     #[test]

@@ -6,16 +6,16 @@ use rdkafka::ClientConfig;
 #[derive(clap::Args, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092", global = true)]
     pub bootstrap_servers: String,
 
     /// The order events topic.
-    #[arg(long, env = "EDISON_TOPIC", default_value = "orders")]
+    #[arg(long, env = "EDISON_TOPIC", default_value = "orders", global = true)]
     pub topic: String,
 
     /// A librdkafka property, as in kcat: `-X key=value`. Repeat it for several. Applied last, so
     /// it overrides the defaults (e.g. `-X security.protocol=SASL_SSL -X sasl.password=...`).
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_override)]
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_override, global = true)]
     pub overrides: Vec<(String, String)>,
 }
 

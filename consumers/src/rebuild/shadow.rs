@@ -179,7 +179,7 @@ pub async fn discard_shadow<P: Projection>(projection: &P, shared: &SharedArgs) 
 
 /// The file behind a SQLite URL or path; `None` for PostgreSQL.
 fn sqlite_file(url: &str) -> Option<PathBuf> {
-    if url.starts_with("postgres") {
+    if Backend::of_url(url) == Backend::Postgres {
         return None;
     }
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use edison_common::db::push_placeholders;
+use edison_common::db::{Backend, Placeholders};
 
 pub const TABLE: &str = "edison_checkpoints";
 
@@ -43,7 +43,7 @@ pub async fn record(conn: &mut AnyConnection, topic: &str, next_offsets: &HashMa
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut sql = String::from("INSERT INTO edison_checkpoints (topic, partition_id, next_offset, applied_at) VALUES ");
-    push_placeholders(&mut sql, next_offsets.len(), 4);
+    Placeholders::new(Backend::of(conn)).push_rows(&mut sql, next_offsets.len(), 4);
     sql.push_str(
         " ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset, \
           applied_at = excluded.applied_at WHERE excluded.next_offset > edison_checkpoints.next_offset",

@@ -28,6 +28,8 @@ use crate::admin::{total_lag, LagBar};
 /// How long the consumer may sit idle before `--until-caught-up` asks the broker for the
 /// group's committed offsets.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// How often an idle consumer retries side effects left pending (e.g. while SMTP was down).
+const SIDE_EFFECTS_RETRY: Duration = Duration::from_secs(30);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
@@ -150,6 +152,7 @@ pub async fn run<P: Projection>(
     };
     info!(group = %options.group_id, topic = %kafka.topic, db = %db.display_url, "consuming");
 
+    let mut side_effects_tried = Instant::now();
     loop {
         if catch_up.as_ref().is_some_and(|c| c.pending().is_empty()) {
             info!("caught up with the offsets to stop at");
@@ -159,11 +162,16 @@ pub async fn run<P: Projection>(
             biased;
             _ = shutdown.cancelled() => break,
             received = consumer.recv() => received,
-            _ = sleep(IDLE_CHECK), if catch_up.is_some() => {
-                let catch_up = catch_up.as_ref().expect("checked by the select guard");
-                if catch_up.reached_by(&committed(&consumer, &kafka.topic, catch_up.pending()).await?) {
-                    info!("the group's committed offsets reach the offsets to stop at");
-                    break;
+            _ = sleep(IDLE_CHECK), if catch_up.is_some() || options.side_effects => {
+                if let Some(catch_up) = &catch_up {
+                    if catch_up.reached_by(&committed(&consumer, &kafka.topic, catch_up.pending()).await?) {
+                        info!("the group's committed offsets reach the offsets to stop at");
+                        break;
+                    }
+                }
+                if side_effects_tried.elapsed() >= SIDE_EFFECTS_RETRY {
+                    worker.side_effects().await;
+                    side_effects_tried = Instant::now();
                 }
                 continue;
             }
@@ -192,6 +200,10 @@ pub async fn run<P: Projection>(
         progress.advance_to(worker.stats.consumed);
     }
 
+    if !shutdown.is_cancelled() {
+        // Caught up, so every tombstone is applied: a last try at what is still pending.
+        worker.side_effects().await;
+    }
     commit_stored(consumer.as_ref());
     let stats = worker.stats;
     info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
@@ -337,10 +349,8 @@ impl<P: Projection> Worker<'_, P> {
                 catch_up.record_applied(partition, next);
             }
         }
-        if !changes.is_empty() && self.options.side_effects {
-            if let Err(error) = self.projection.after_commit(&self.db.pool).await {
-                warn!(%error, "side effects after commit failed; they stay pending for the next batch");
-            }
+        if !changes.is_empty() {
+            self.side_effects().await;
         }
         let dead = batch.dead_letters.len() as u64;
         self.stats.consumed += batch.consumed;
@@ -350,6 +360,17 @@ impl<P: Projection> Worker<'_, P> {
         self.stats.transactions += u64::from(!changes.is_empty());
         debug!(records = batch.consumed, changes = changes.len(), dead_letters = dead, "batch applied");
         Ok(true)
+    }
+
+    /// Runs the projection's side effects, if this run has them on. A failure leaves them
+    /// pending for the next call.
+    async fn side_effects(&self) {
+        if !self.options.side_effects {
+            return;
+        }
+        if let Err(error) = self.projection.after_commit(&self.db.pool).await {
+            warn!(%error, "side effects failed; they stay pending");
+        }
     }
 
     /// Retries while the database is unavailable; offsets stay where they are meanwhile.

@@ -4,7 +4,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection};
 
-use edison_common::db::{max_rows_per_statement, push_placeholders};
+use edison_common::db::{max_rows_per_statement, Backend, Placeholders};
 
 use super::Change;
 
@@ -38,9 +38,10 @@ pub async fn upsert<R>(
         .filter(|c| **c != "order_id")
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
+    let backend = Backend::of(conn);
     for chunk in rows.chunks(max_rows_per_statement(columns.len())) {
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        push_placeholders(&mut sql, chunk.len(), columns.len());
+        Placeholders::new(backend).push_rows(&mut sql, chunk.len(), columns.len());
         sql.push_str(&format!(
             " ON CONFLICT (order_id) DO UPDATE SET {} WHERE excluded.sequence > {table}.sequence",
             updates.join(", ")
@@ -56,10 +57,10 @@ pub async fn upsert<R>(
 
 /// Deletes the rows of `order_ids` from `table`.
 pub async fn delete_orders(conn: &mut AnyConnection, table: &str, order_ids: &[&str]) -> Result<(), sqlx::Error> {
+    let backend = Backend::of(conn);
     for chunk in order_ids.chunks(max_rows_per_statement(1)) {
         let mut sql = format!("DELETE FROM {table} WHERE order_id IN ");
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        sql.push_str(&format!("({})", placeholders.join(", ")));
+        Placeholders::new(backend).push_rows(&mut sql, 1, chunk.len());
         let mut query = sqlx::query(&sql);
         for id in chunk {
             query = query.bind(*id);

@@ -56,7 +56,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::time::{sleep, Instant};
 use tracing::{info, warn};
 
-use edison_common::db::{max_rows_per_statement, push_placeholders};
+use edison_common::db::{max_rows_per_statement, Backend, Placeholders};
 use edison_schemas::OrderEvent;
 
 use crate::runtime::{sql, Change, Projection};
@@ -339,7 +339,7 @@ async fn sequences(conn: &mut AnyConnection, order_ids: &[&str]) -> Result<HashM
     let mut found = HashMap::new();
     for chunk in order_ids.chunks(max_rows_per_statement(1)) {
         let mut sql = String::from("SELECT order_id, sequence FROM mail_orders WHERE order_id IN ");
-        push_placeholders(&mut sql, 1, chunk.len());
+        Placeholders::new(Backend::of(conn)).push_rows(&mut sql, 1, chunk.len());
         let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
         for id in chunk {
             query = query.bind(*id);
@@ -355,7 +355,7 @@ async fn record(conn: &mut AnyConnection, drafts: &[Draft], cutoff: i64, now: i6
     const COLUMNS: &str = "order_id, kind, sequence, happened_at, status, recipient, subject, body, created_at";
     for chunk in drafts.chunks(max_rows_per_statement(9)) {
         let mut sql = format!("INSERT INTO mails ({COLUMNS}) VALUES ");
-        push_placeholders(&mut sql, chunk.len(), 9);
+        Placeholders::new(Backend::of(conn)).push_rows(&mut sql, chunk.len(), 9);
         sql.push_str(" ON CONFLICT (order_id, kind) DO NOTHING");
         let mut query = sqlx::query(&sql);
         for draft in chunk {
@@ -379,17 +379,13 @@ async fn record(conn: &mut AnyConnection, drafts: &[Draft], cutoff: i64, now: i6
 /// Strips the ledger rows of erased orders of personal data; unsent mail becomes `dropped`.
 async fn scrub(conn: &mut AnyConnection, order_ids: &[&str], now: i64) -> Result<(), sqlx::Error> {
     for chunk in order_ids.chunks(max_rows_per_statement(1) - 1) {
-        let mut sql = format!(
-            "UPDATE mails SET recipient = NULL, subject = NULL, body = NULL, last_error = NULL, erased_at = ${}, \
-             status = CASE WHEN status = 'pending' THEN 'dropped' ELSE status END WHERE order_id IN ",
-            chunk.len() + 1
-        );
-        push_placeholders(&mut sql, 1, chunk.len());
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        query.bind(now).execute(&mut *conn).await?;
+        let mut placeholders = Placeholders::new(Backend::of(conn));
+        let mut sql = String::from("UPDATE mails SET recipient = NULL, subject = NULL, body = NULL, last_error = NULL, erased_at = ");
+        placeholders.push(&mut sql);
+        sql.push_str(", status = CASE WHEN status = 'pending' THEN 'dropped' ELSE status END WHERE order_id IN ");
+        placeholders.push_rows(&mut sql, 1, chunk.len());
+        let query = chunk.iter().fold(sqlx::query(&sql).bind(now), |query, id| query.bind(*id));
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
