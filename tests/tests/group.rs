@@ -2,27 +2,16 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::Warehouse;
 use support::*;
 
-/// A department process, killed if the test ends without waiting for it.
-struct Instance(Child);
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_instance(topic: &str, group: &str, store: &Store, log: &std::path::Path) -> Instance {
-    Instance(Command::new(binary("edison-consumers", "warehouse"))
-        .args(["--bootstrap-servers", &bootstrap(), "--topic", topic, "--group-id", &group_for(topic, group)])
-        .args(["--database-url", &store.url, "--database-schema", &store.schema])
+fn start_instance(topic: &str, group: &str, store: &Store, log: &std::path::Path) -> Process {
+    Process(Command::new(binary("edison-consumers", "warehouse"))
+        .args(department_args(topic, group, store))
         // A short session timeout so the survivor takes over a killed member's partitions soon.
         .args(["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"])
         .args(["run", "--dead-letter-topic", &format!("{topic}.dlq")])
@@ -67,7 +56,7 @@ async fn two_instances_split_the_partitions_and_the_survivor_of_a_kill_finishes(
     let logs = tempfile::tempdir().unwrap();
     let (log_a, log_b) = (logs.path().join("a.log"), logs.path().join("b.log"));
     let a = start_instance(&topic, "warehouse", &store, &log_a);
-    let mut b = start_instance(&topic, "warehouse", &store, &log_b);
+    let b = start_instance(&topic, "warehouse", &store, &log_b);
 
     wait_for("both instances hold different partitions", async || {
         matches!((latest_assignment(&log_a), latest_assignment(&log_b)), (Some(x), Some(y)) if x != y && x != "ids=[]" && y != "ids=[]")
@@ -82,9 +71,7 @@ async fn two_instances_split_the_partitions_and_the_survivor_of_a_kill_finishes(
     produce_events(&topic, second_half).await;
     wait_for("the survivor has applied every order", async || row_count(&store).await == 4000).await;
 
-    let terminated = Command::new("kill").args(["-TERM", &b.0.id().to_string()]).status().unwrap();
-    assert!(terminated.success());
-    let status = tokio::task::spawn_blocking(move || b.0.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || b.terminate()).await.unwrap();
     assert!(status.success(), "SIGTERM is a clean shutdown: {}", std::fs::read_to_string(&log_b).unwrap());
     let b_log = std::fs::read_to_string(&log_b).unwrap();
     assert!(

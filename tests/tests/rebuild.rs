@@ -147,3 +147,42 @@ async fn a_snapshot_shows_the_state_as_of_a_past_time() {
     let error = execute(&Warehouse, &again, CancellationToken::new()).await.unwrap_err();
     assert!(format!("{error:#}").contains("already exists"), "{error:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_rebuild_killed_mid_way_leaves_live_intact_and_resumes() {
+    let topic = orders_topic(3).await;
+    produce_events(&topic, &lifecycles(15_000)).await;
+    let store = Store::sqlite();
+    run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
+    let live = reservations(&store).await;
+
+    let shadow = Store::at(&store.url.replace("projection.db", "projection.shadow.db"));
+    let process = Process(
+        std::process::Command::new(binary("edison-consumers", "warehouse"))
+            .args(department_args(&topic, "warehouse", &store))
+            // A short session, so the resumed build need not wait long for the dead member.
+            .args(["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"])
+            .args(["rebuild", "--shadow", "--batch-size", "100"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the shadow never got rows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let path = shadow.url.trim_start_matches("sqlite://");
+        if std::path::Path::new(path).exists() {
+            let rows = reservations(&shadow).await.len();
+            assert!(rows < live.len(), "the shadow finished before the kill; make it longer");
+            if rows > 0 {
+                break;
+            }
+        }
+    }
+    drop(process); // SIGKILL mid-build
+    assert_eq!(reservations(&store).await, live, "the live projection is untouched");
+
+    rebuild(&topic, &store, &["--shadow"]).await.expect("the rebuild resumes and swaps");
+    assert_eq!(reservations(&store).await, live, "the rebuilt projection equals the live one");
+}

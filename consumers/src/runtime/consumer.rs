@@ -164,9 +164,15 @@ pub async fn run<P: Projection>(
             received = consumer.recv() => received,
             _ = sleep(IDLE_CHECK), if catch_up.is_some() || options.side_effects => {
                 if let Some(catch_up) = &catch_up {
-                    if catch_up.reached_by(&committed(&consumer, &kafka.topic, catch_up.pending()).await?) {
-                        info!("the group's committed offsets reach the offsets to stop at");
-                        break;
+                    // Times out while the group rebalances (e.g. waiting out a killed member's
+                    // session); the next idle tick asks again.
+                    match committed(&consumer, &kafka.topic, catch_up.pending()).await {
+                        Ok(offsets) if catch_up.reached_by(&offsets) => {
+                            info!("the group's committed offsets reach the offsets to stop at");
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(error) => debug!(%error, "cannot read the group's committed offsets yet"),
                     }
                 }
                 if side_effects_tried.elapsed() >= SIDE_EFFECTS_RETRY {
