@@ -133,8 +133,9 @@ pub struct RebuildArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
-    /// The point in time, RFC 3339 (2026-11-20T12:00:00Z) or a date (2026-11-20, midnight UTC).
-    #[arg(long, value_parser = parse_time)]
+    /// The point in time, ISO 8601: 2026-11-20T12:00:00Z, 2026-11-20T12:00:00 (UTC) or 2026-11-20
+    /// (midnight UTC).
+    #[arg(long, value_parser = parse_datetime)]
     pub as_of: i64,
 
     /// The SQLite file to create. It must not exist.
@@ -200,17 +201,35 @@ impl ConsumeArgs {
     }
 }
 
-/// Milliseconds since the epoch from RFC 3339 or a plain date (midnight UTC).
-pub fn parse_time(text: &str) -> Result<i64, String> {
+/// ISO 8601 to milliseconds since the epoch: RFC 3339, a date-time without offset (UTC), or a
+/// date (midnight UTC).
+pub fn parse_datetime(text: &str) -> Result<i64, String> {
     use time::format_description::well_known::Rfc3339;
-    let parsed = time::OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
-        let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))?;
-        Ok::<_, time::error::Parse>(date.midnight().assume_utc())
-    });
-    parsed
-        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| format!("expected RFC 3339 (2026-11-20T12:00:00Z) or a date (2026-11-20), got {text:?}"))
+    use time::macros::format_description;
+    use time::{Date, OffsetDateTime, PrimitiveDateTime};
+    let millis = |at: OffsetDateTime| (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(millis(at));
+    }
+    let local = text.trim().replacen(' ', "T", 1);
+    let formats = [
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ];
+    formats
+        .iter()
+        .find_map(|format| PrimitiveDateTime::parse(&local, format).ok())
+        .or_else(|| Date::parse(&local, format_description!("[year]-[month]-[day]")).ok().map(Date::midnight))
+        .map(|at| millis(at.assume_utc()))
+        .ok_or_else(|| {
+            format!(
+                "expected ISO 8601: 2026-11-20T12:00:00Z, 2026-11-20T12:00:00+01:00, 2026-11-20T12:00:00 \
+                 (UTC) or 2026-11-20 (midnight UTC), got {text:?}"
+            )
+        })
 }
+
 
 /// Runs one command of a department. Library entry point for binaries and tests.
 pub async fn execute<P: Projection>(
@@ -320,4 +339,21 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down: finishing the current batch");
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_parse_as_iso_8601_in_utc_unless_an_offset_is_given() {
+        assert_eq!(parse_datetime("2025-11-24T16:00:00Z"), Ok(1_764_000_000_000));
+        assert_eq!(parse_datetime("2025-11-24T17:00:00+01:00"), Ok(1_764_000_000_000));
+        assert_eq!(parse_datetime("2025-11-24T16:00:00"), Ok(1_764_000_000_000));
+        assert_eq!(parse_datetime("2025-11-24 16:00:00.250"), Ok(1_764_000_000_250));
+        assert_eq!(parse_datetime("2025-11-24T16:00"), Ok(1_764_000_000_000));
+        assert_eq!(parse_datetime("2025-11-24"), Ok(1_763_942_400_000));
+        assert!(parse_datetime("yesterday").unwrap_err().contains("ISO 8601"));
+        assert!(parse_datetime("2025-13-01").is_err());
+    }
 }

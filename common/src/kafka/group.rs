@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -34,6 +34,31 @@ pub fn describe_group(config: &ClientConfig, group: &str) -> KafkaResult<(String
         ),
         None => ("Dead".to_owned(), Vec::new()),
     })
+}
+
+/// One partition's bounds: the first offset still in the log and the next one to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermarks {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+}
+
+/// Every partition of `topic` with its watermarks, by partition; none if the topic does not
+/// exist.
+pub fn watermarks<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &str) -> KafkaResult<Vec<Watermarks>> {
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+    let mut marks = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?;
+            Ok(Watermarks { partition: p.id(), low, high })
+        })
+        .collect::<KafkaResult<Vec<_>>>()?;
+    marks.sort_by_key(|w| w.partition);
+    Ok(marks)
 }
 
 /// The group's committed offsets on `topic` (partition → next offset); partitions without a

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::ClientConfig;
 
+pub use edison_common::kafka::Watermarks;
 use edison_common::kafka::{committed_offsets, describe_group, GroupMember};
 
 pub use progress::LagBar;
@@ -24,14 +25,6 @@ pub use reset::{reset_offsets, ResetArgs};
 pub use status::{status, StatusArgs};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One partition's bounds: the first offset still in the log and the next one to be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Watermarks {
-    pub partition: i32,
-    pub low: i64,
-    pub high: i64,
-}
 
 /// How many events of a partition the group has still to consume. Without a commit, the group
 /// starts at the log start (`auto.offset.reset=earliest`), so the whole log is behind.
@@ -45,23 +38,6 @@ pub fn total_lag(watermarks: impl IntoIterator<Item = (i32, i64, i64)>, committe
         .into_iter()
         .map(|(partition, low, high)| partition_lag(low, high, committed.get(&partition).copied()))
         .sum()
-}
-
-/// Every partition of `topic` with its watermarks, by partition; none if the topic does not
-/// exist. Blocks.
-fn fetch_watermarks(config: &ClientConfig, topic: &str) -> anyhow::Result<Vec<Watermarks>> {
-    let consumer: BaseConsumer = config.create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).context("cannot read the topic's metadata")?;
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id()).collect();
-    let mut marks = partitions
-        .into_iter()
-        .map(|partition| {
-            let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-            Ok(Watermarks { partition, low, high })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    marks.sort_by_key(|w| w.partition);
-    Ok(marks)
 }
 
 /// The group's state and active members.
@@ -79,7 +55,11 @@ async fn group_offsets(config: &ClientConfig, group: &str, topic: &str) -> anyho
 /// Every partition's watermarks, off the async threads.
 async fn watermarks(config: &ClientConfig, topic: &str) -> anyhow::Result<Vec<Watermarks>> {
     let (config, topic) = (config.clone(), topic.to_owned());
-    blocking(move || fetch_watermarks(&config, &topic)).await
+    blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        edison_common::kafka::watermarks(&consumer, &topic).context("cannot read the topic's watermarks")
+    })
+    .await
 }
 
 /// Runs a blocking librdkafka call off the async threads.

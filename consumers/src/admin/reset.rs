@@ -50,7 +50,7 @@ pub struct ResetArgs {
 
     /// To the first offsets at or after this time: 2026-11-20T12:00:00Z, ...+01:00, 2026-11-20T12:00:00
     /// (UTC) or 2026-11-20 (midnight UTC). The projection is kept.
-    #[arg(long, value_name = "ISO8601", value_parser = parse_datetime)]
+    #[arg(long, value_name = "ISO8601", value_parser = crate::cli::parse_datetime)]
     pub to_datetime: Option<i64>,
 
     /// To explicit offsets: PARTITION:OFFSET[,...], or OFFSET for every partition. The projection is kept.
@@ -87,31 +87,6 @@ impl ResetArgs {
             _ => Target::Earliest,
         }
     }
-}
-
-/// ISO 8601 to milliseconds since the epoch: RFC 3339, a date-time without offset (UTC), or a
-/// date (midnight UTC).
-pub fn parse_datetime(text: &str) -> Result<i64, String> {
-    use time::macros::format_description;
-    if let Ok(ms) = crate::cli::parse_time(text) {
-        return Ok(ms);
-    }
-    let local = text.trim().replacen(' ', "T", 1);
-    let formats = [
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]"),
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
-    ];
-    formats
-        .iter()
-        .find_map(|format| time::PrimitiveDateTime::parse(&local, format).ok())
-        .map(|at| (at.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
-        .ok_or_else(|| {
-            format!(
-                "expected ISO 8601: 2026-11-20T12:00:00Z, 2026-11-20T12:00:00+01:00, 2026-11-20T12:00:00 \
-                 (UTC) or 2026-11-20 (midnight UTC), got {text:?}"
-            )
-        })
 }
 
 /// `OFFSET` or `PARTITION:OFFSET[,PARTITION:OFFSET...]`.
@@ -426,17 +401,6 @@ mod tests {
         vec![Watermarks { partition: 0, low: 0, high: 130 }, Watermarks { partition: 1, low: 5, high: 10 }]
     }
 
-    #[test]
-    fn datetimes_parse_as_iso_8601_in_utc_unless_an_offset_is_given() {
-        assert_eq!(parse_datetime("2025-11-24T16:00:00Z"), Ok(1_764_000_000_000));
-        assert_eq!(parse_datetime("2025-11-24T17:00:00+01:00"), Ok(1_764_000_000_000));
-        assert_eq!(parse_datetime("2025-11-24T16:00:00"), Ok(1_764_000_000_000));
-        assert_eq!(parse_datetime("2025-11-24 16:00:00.250"), Ok(1_764_000_000_250));
-        assert_eq!(parse_datetime("2025-11-24T16:00"), Ok(1_764_000_000_000));
-        assert_eq!(parse_datetime("2025-11-24"), Ok(1_763_942_400_000));
-        assert!(parse_datetime("yesterday").unwrap_err().contains("ISO 8601"));
-        assert!(parse_datetime("2025-13-01").is_err());
-    }
 
     #[test]
     fn explicit_offsets_are_one_for_all_or_per_partition() {

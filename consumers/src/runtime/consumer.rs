@@ -441,22 +441,17 @@ impl ConsumerContext for RuntimeContext {
     }
 }
 
-/// (partition, low, high) for every partition of `topic`. librdkafka's calls block, so they
-/// run off the async threads.
+/// (partition, low, high) for every partition of `topic`, off the async threads (librdkafka's
+/// calls block).
 async fn watermarks(
     consumer: &Arc<StreamConsumer<RuntimeContext>>,
     topic: &str,
 ) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
     let (consumer, topic) = (Arc::clone(consumer), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT)?;
-        let partitions = metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id());
-        partitions
-            .map(|p| consumer.fetch_watermarks(&topic, p, BROKER_TIMEOUT).map(|(low, high)| (p, low, high)))
-            .collect()
-    })
-    .await
-    .expect("watermark lookup panicked")
+    let marks = tokio::task::spawn_blocking(move || edison_common::kafka::watermarks(consumer.as_ref(), &topic))
+        .await
+        .expect("watermark lookup panicked")?;
+    Ok(marks.into_iter().map(|w| (w.partition, w.low, w.high)).collect())
 }
 
 /// How many events the group is behind on `topic` now, for the progress bar; `None` if the

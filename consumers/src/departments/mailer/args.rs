@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::{Delivery, MailerSettings};
 
@@ -48,14 +46,9 @@ impl MailerArgs {
     }
 }
 
-/// An RFC 3339 time, or milliseconds since the epoch, as milliseconds since the epoch.
+/// An ISO 8601 time, or milliseconds since the epoch, as milliseconds since the epoch.
 pub fn parse_mail_since(text: &str) -> Result<i64, String> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let time = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|error| format!("{text:?} is neither RFC 3339 (2026-01-01T00:00:00Z) nor milliseconds: {error}"))?;
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{text:?} is out of range"))
+    text.parse::<i64>().or_else(|_| crate::cli::parse_datetime(text))
 }
 
 #[cfg(test)]
