@@ -17,6 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
@@ -165,17 +166,15 @@ impl Relay {
     }
 
     async fn drain_leased(&self, store: &Store, published: &mut u64) -> Result<Option<RelayStop>, SalesError> {
-        // A chunk takes at most one delivery timeout; the lease outlives it with margin.
-        let ttl = i64::try_from(self.options.delivery_timeout.as_millis()).unwrap_or(i64::MAX / 4) + 5_000;
         let stop = loop {
-            if !store.acquire_lease(&self.holder, now_ms(), ttl).await? {
+            if !store.acquire_lease(&self.holder, now_ms(), self.lease_ttl(1)).await? {
                 break Some(RelayStop::Busy);
             }
             let rows = store.unpublished(self.options.max_in_flight).await?;
             if rows.is_empty() {
                 break None;
             }
-            let (acked, failure) = self.publish(&rows).await;
+            let (acked, failure) = publish(&self.producer, &self.topic, &rows).await;
             store.mark_published(&acked, now_ms()).await?;
             *published += acked.len() as u64;
             debug!(acked = acked.len(), "chunk published");
@@ -188,41 +187,39 @@ impl Relay {
         Ok(stop)
     }
 
-    /// Sends `rows` and returns the ids of the acked prefix, plus the first failure. Rows after a
-    /// failure are re-sent by the next drain even if acked, so the last record of every key on
-    /// the compacted topic is always its latest state.
-    async fn publish(&self, rows: &[OutboxRow]) -> (Vec<i64>, Option<String>) {
-        let mut deliveries = Vec::with_capacity(rows.len());
-        let mut enqueue_failure = None;
-        for row in rows {
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).key(row.order_id.as_bytes());
-            if let Some(payload) = &row.payload {
-                record = record.payload(payload);
-            }
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((error, _)) => {
-                    enqueue_failure = Some(format!("outbox row {}: {error}", row.id));
-                    break;
-                }
-            }
+    /// A chunk takes at most one delivery timeout; a lease taken before `chunks` chunks are
+    /// published outlives them with margin.
+    fn lease_ttl(&self, chunks: i64) -> i64 {
+        let timeout = i64::try_from(self.options.delivery_timeout.as_millis()).unwrap_or(i64::MAX / 8);
+        timeout.saturating_mul(chunks).saturating_add(5_000)
+    }
+
+    /// Starts relaying the chunks `simulate` commits. Rows queued before are drained first, so
+    /// publishing stays in outbox order.
+    pub(crate) async fn pipeline<'a>(&'a self, store: &'a Store) -> Result<Pipeline<'a>, SalesError> {
+        let mut stopped = self.drain(store).await?.stopped;
+        if stopped.is_none() {
+            stopped = self.prepare().await?;
         }
-        let mut acked = Vec::with_capacity(deliveries.len());
-        let mut failure = None;
-        // Await every delivery, even after a failure, so no send is left in flight.
-        for (row, delivery) in rows.iter().zip(deliveries) {
-            let error = match delivery.await {
-                Ok(Ok(_)) if failure.is_none() => {
-                    acked.push(row.id);
-                    continue;
-                }
-                Ok(Ok(_)) => continue,
-                Ok(Err((error, _))) => error.to_string(),
-                Err(_) => "the producer was dropped".to_owned(),
-            };
-            failure.get_or_insert_with(|| format!("outbox row {}: {error}", row.id));
+        if stopped.is_none() && !store.acquire_lease(&self.holder, now_ms(), self.lease_ttl(PIPELINE_DEPTH)).await? {
+            stopped = Some(RelayStop::Busy);
         }
-        (acked, failure.or(enqueue_failure))
+        let (acked_tx, acked) = mpsc::unbounded_channel();
+        let chunks = stopped.is_none().then(|| {
+            let (chunks, mut queued) = mpsc::channel::<Vec<OutboxRow>>(1);
+            let (producer, topic) = (self.producer.clone(), self.topic.clone());
+            tokio::spawn(async move {
+                while let Some(rows) = queued.recv().await {
+                    let (ids, failure) = publish(&producer, &topic, &rows).await;
+                    let failed = failure.is_some();
+                    if acked_tx.send(Acked { ids, failure }).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            chunks
+        });
+        Ok(Pipeline { relay: self, store, chunks, acked, published: 0, stopped })
     }
 
     /// Drains every `poll` until cancelled by Ctrl-C; broker trouble is retried.
@@ -243,5 +240,116 @@ impl Relay {
                 _ = tokio::time::sleep(poll) => {}
             }
         }
+    }
+}
+
+/// Sends `rows` and returns the ids of the acked prefix, plus the first failure. Rows after a
+/// failure are re-sent by the next drain even if acked, so the last record of every key on
+/// the compacted topic is always its latest state.
+async fn publish(producer: &FutureProducer<QuietContext>, topic: &str, rows: &[OutboxRow]) -> (Vec<i64>, Option<String>) {
+    let mut deliveries = Vec::with_capacity(rows.len());
+    let mut enqueue_failure = None;
+    for row in rows {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(row.order_id.as_bytes());
+        if let Some(payload) = &row.payload {
+            record = record.payload(payload);
+        }
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => {
+                enqueue_failure = Some(format!("outbox row {}: {error}", row.id));
+                break;
+            }
+        }
+    }
+    let mut acked = Vec::with_capacity(deliveries.len());
+    let mut failure = None;
+    // Await every delivery, even after a failure, so no send is left in flight.
+    for (row, delivery) in rows.iter().zip(deliveries) {
+        let error = match delivery.await {
+            Ok(Ok(_)) if failure.is_none() => {
+                acked.push(row.id);
+                continue;
+            }
+            Ok(Ok(_)) => continue,
+            Ok(Err((error, _))) => error.to_string(),
+            Err(_) => "the producer was dropped".to_owned(),
+        };
+        failure.get_or_insert_with(|| format!("outbox row {}: {error}", row.id));
+    }
+    (acked, failure.or(enqueue_failure))
+}
+
+/// Chunks a pipeline has handed to its publisher and not seen acked: one being published and one
+/// waiting.
+const PIPELINE_DEPTH: i64 = 2;
+
+/// What the broker acknowledged of one chunk: the acked prefix and the first failure.
+struct Acked {
+    ids: Vec<i64>,
+    failure: Option<String>,
+}
+
+/// Publishes committed chunks while the caller commits the next ones. A spawned task sends each
+/// chunk from the rows its commit returned, once the chunk before is acked, and reports the
+/// acked ids back. The caller stays the only writer to the store: it marks acked rows and renews
+/// the lease between its commits, so neither side waits on the other's SQLite write lock.
+///
+/// Each event goes out as it was committed, even if a later commit erases its order while it
+/// is in flight; that commit's tombstone follows it, as when `sales relay` reads a chunk just
+/// before an erasure commits. So the topic never depends on how far the relay lags.
+pub(crate) struct Pipeline<'a> {
+    relay: &'a Relay,
+    store: &'a Store,
+    /// `None` once relaying stopped: later chunks stay queued in the outbox.
+    chunks: Option<mpsc::Sender<Vec<OutboxRow>>>,
+    acked: mpsc::UnboundedReceiver<Acked>,
+    published: u64,
+    stopped: Option<RelayStop>,
+}
+
+impl Pipeline<'_> {
+    /// Hands over the rows of a commit, after marking what the broker acked so far. Waits while
+    /// the publisher has a chunk waiting already.
+    pub(crate) async fn relay(&mut self, rows: Vec<OutboxRow>) -> Result<(), SalesError> {
+        while let Ok(acked) = self.acked.try_recv() {
+            self.mark(acked).await?;
+        }
+        let Some(chunks) = self.chunks.clone() else { return Ok(()) };
+        // The publisher ended after a failure, which its last report carries.
+        let Ok(permit) = chunks.reserve_owned().await else { return Ok(()) };
+        // Renewed once there is room, so the lease covers this chunk and the one ahead of it.
+        if !self.store.acquire_lease(&self.relay.holder, now_ms(), self.relay.lease_ttl(PIPELINE_DEPTH)).await? {
+            self.stop(RelayStop::Busy);
+            return Ok(());
+        }
+        permit.send(rows);
+        Ok(())
+    }
+
+    /// Waits for every handed-over chunk, marks it and releases the lease: (published, stop).
+    pub(crate) async fn finish(mut self) -> Result<(u64, Option<RelayStop>), SalesError> {
+        self.chunks = None;
+        while let Some(acked) = self.acked.recv().await {
+            self.mark(acked).await?;
+        }
+        self.store.release_lease(&self.relay.holder).await?;
+        Ok((self.published, self.stopped))
+    }
+
+    async fn mark(&mut self, acked: Acked) -> Result<(), SalesError> {
+        self.store.mark_published(&acked.ids, now_ms()).await?;
+        self.published += acked.ids.len() as u64;
+        debug!(acked = acked.ids.len(), "chunk published");
+        if let Some(failure) = acked.failure {
+            warn!(%failure, "relay stopped");
+            self.stop(RelayStop::DeliveryFailed(failure));
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, reason: RelayStop) {
+        self.stopped.get_or_insert(reason);
+        self.chunks = None;
     }
 }

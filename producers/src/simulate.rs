@@ -7,24 +7,27 @@
 //! and a heap of pending steps interleaves the events of different orders in time order.
 //!
 //! [`simulate`] writes the events to the store in chunks of `max_in_flight`, one transaction per
-//! chunk, and relays each chunk before generating the next, so what has been published when an
-//! erasure scrubs the outbox is also deterministic.
+//! chunk, and relays each chunk from the rows its commit returned while it generates and commits
+//! the next ones. An event is published as it was committed (scrubbed only if its own chunk
+//! erases its order), however late its erasure commits relative to the relay. So the topic
+//! contents depend on the seed and the chunk size only, never on how far the relay lags behind.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use edison_schemas::{CarModel, EventType};
+use edison_schemas::{CarModel, Codec, EventType};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::domain::{self, Amendment, Change, Command, NewOrder, OrderRecord, Transition};
 use crate::error::SalesError;
-use crate::relay::{Relay, RelayReport, RelayStop};
-use crate::store::Store;
+use crate::relay::{Relay, RelayStop};
+use crate::store::{encode_outbox, Store};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -61,7 +64,7 @@ impl Default for SimulateOptions {
             orders: 1000,
             seed: 1,
             rate: None,
-            max_in_flight: 5000,
+            max_in_flight: 30_000,
             start_ms: DEFAULT_START_MS,
             days: 5,
             progress: false,
@@ -104,28 +107,43 @@ pub async fn simulate(
     let progress = progress_bar(options);
     let started = Instant::now();
     let mut report = SimulateReport { orders: options.orders, ..SimulateReport::default() };
-    let mut chunk = Vec::with_capacity(chunk_size);
-    loop {
-        chunk.clear();
-        chunk.extend(simulation.by_ref().take(chunk_size));
-        if chunk.is_empty() {
-            break;
+    let mut pipeline = match relay {
+        Some(relay) => Some(relay.pipeline(store).await?),
+        None => None,
+    };
+    // Generating and encoding the next chunk on its own thread overlaps the commit of this one.
+    let (generated, mut chunks) = mpsc::channel(1);
+    let generator = tokio::task::spawn_blocking(move || -> Result<(), SalesError> {
+        let codec = Codec::new()?;
+        loop {
+            let chunk: Vec<Transition> = simulation.by_ref().take(chunk_size).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let payloads = encode_outbox(&codec, &chunk)?;
+            if generated.blocking_send((chunk, payloads)).is_err() {
+                return Ok(());
+            }
         }
-        store.commit(&chunk).await?;
+    });
+    while let Some((chunk, payloads)) = chunks.recv().await {
+        let rows = store.commit_encoded(&chunk, payloads).await?;
         for transition in &chunk {
             *report.by_type.entry(transition.change.as_str()).or_default() += 1;
         }
         report.events += chunk.len() as u64;
         progress.inc(chunk.len() as u64);
-        if let Some(relay) = relay.filter(|_| report.relay_stopped.is_none()) {
-            let RelayReport { published, stopped, .. } = relay.drain(store).await?;
-            report.published += published;
-            report.relay_stopped = stopped;
+        if let Some(pipeline) = &mut pipeline {
+            pipeline.relay(rows).await?;
         }
         if let Some(rate) = options.rate {
             let due = Duration::from_secs_f64(report.events as f64 / rate);
             tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
         }
+    }
+    generator.await.expect("the generator does not panic")?;
+    if let Some(pipeline) = pipeline {
+        (report.published, report.relay_stopped) = pipeline.finish().await?;
     }
     progress.finish_and_clear();
     report.queued = store.outbox_counts().await?.unpublished;
@@ -430,6 +448,6 @@ mod tests {
     #[test]
     fn rate_limits_the_chunk() {
         assert_eq!(chunk_size(&SimulateOptions { rate: Some(50.0), ..options(1, 1) }), 5);
-        assert_eq!(chunk_size(&options(1, 1)), 5000);
+        assert_eq!(chunk_size(&options(1, 1)), 30_000);
     }
 }

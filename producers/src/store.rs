@@ -4,7 +4,7 @@
 //! outbox, so the store and the events can never disagree (no dual write). The relay publishes
 //! the outbox later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use edison_common::db::{self, max_rows_per_statement, Backend, Database, Placeholders};
@@ -207,20 +207,33 @@ impl Store {
         Ok(OutboxCounts { total: count(&row, "total")?, unpublished: count(&row, "unpublished")? })
     }
 
-    /// Commits `transitions` in one transaction: appends their outbox rows in order, scrubs the
-    /// stored events of erased orders, and upserts each order's latest state. Multi-row
-    /// statements keep the per-statement round trip off the per-row cost.
-    pub(crate) async fn commit(&self, transitions: &[Transition]) -> Result<(), SalesError> {
-        let payloads = transitions
-            .iter()
-            .map(|t| t.event().map(|event| self.codec.encode(&event)).transpose())
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Commits `transitions` in one transaction: see [`Store::commit_encoded`].
+    pub(crate) async fn commit(&self, transitions: &[Transition]) -> Result<Vec<OutboxRow>, SalesError> {
+        self.commit_encoded(transitions, encode_outbox(&self.codec, transitions)?).await
+    }
+
+    /// Commits `transitions`, whose outbox payloads [`encode_outbox`] made, in one transaction:
+    /// scrubs the stored events of orders erased here, appends the outbox rows in order, and
+    /// upserts each order's latest state. Multi-row statements keep the per-statement round trip
+    /// off the per-row cost. Returns the outbox rows as committed, so a relay can publish them
+    /// without reading them back.
+    pub(crate) async fn commit_encoded(
+        &self,
+        transitions: &[Transition],
+        payloads: Vec<Option<Vec<u8>>>,
+    ) -> Result<Vec<OutboxRow>, SalesError> {
+        let erased = transitions.iter().filter(|t| t.change == Change::Erased).map(|t| t.record.id);
         let mut tx = self.db.pool.begin().await?;
+        for id in erased {
+            self.scrub_outbox(&mut tx, id).await?;
+        }
+        let mut ids = Vec::with_capacity(transitions.len());
         let outbox: Vec<_> = transitions.iter().zip(&payloads).collect();
         for chunk in outbox.chunks(max_rows_per_statement(OUTBOX_COLUMNS.len())) {
             let mut sql = format!("INSERT INTO outbox ({}) VALUES ", OUTBOX_COLUMNS.join(", "));
             Placeholders::new(self.db.backend).push_rows(&mut sql, chunk.len(), OUTBOX_COLUMNS.len());
-            let mut query = sqlx::query(&sql);
+            sql.push_str(" RETURNING id");
+            let mut query = sqlx::query_scalar(&sql);
             for (t, payload) in chunk {
                 query = query
                     .bind(t.record.id.to_string())
@@ -230,10 +243,10 @@ impl Store {
                     .bind(payload.as_deref())
                     .bind(t.occurred_at);
             }
-            query.execute(&mut *tx).await.map_err(SalesError::from_write)?;
-        }
-        for erased in transitions.iter().filter(|t| t.change == Change::Erased) {
-            self.scrub_outbox(&mut tx, erased.record.id).await?;
+            let mut chunk_ids: Vec<i64> = query.fetch_all(&mut *tx).await.map_err(SalesError::from_write)?;
+            // RETURNING promises no order, but both backends number rows in VALUES order.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
         }
         let latest = latest_states(transitions);
         let updates: Vec<String> =
@@ -268,7 +281,8 @@ impl Store {
             query.execute(&mut *tx).await.map_err(SalesError::from_write)?;
         }
         tx.commit().await.map_err(SalesError::from_write)?;
-        Ok(())
+        let rows = transitions.iter().zip(ids).zip(payloads);
+        Ok(rows.map(|((t, id), payload)| OutboxRow { id, order_id: t.record.order.order_id.clone(), payload }).collect())
     }
 
     /// Re-encodes every stored event of the order with the customer's personal data blanked.
@@ -355,6 +369,24 @@ impl Store {
 pub(crate) fn now_ms() -> i64 {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The outbox payloads of `transitions`: each event Avro-encoded, `None` for a tombstone. The
+/// events of an order that a later transition here erases are encoded scrubbed; rows committed
+/// earlier are scrubbed in place by the commit.
+pub(crate) fn encode_outbox(codec: &Codec, transitions: &[Transition]) -> Result<Vec<Option<Vec<u8>>>, SalesError> {
+    let erased: HashSet<Uuid> =
+        transitions.iter().filter(|t| t.change == Change::Erased).map(|t| t.record.id).collect();
+    transitions
+        .iter()
+        .map(|t| {
+            let Some(mut event) = t.event() else { return Ok(None) };
+            if erased.contains(&t.record.id) {
+                event.order.customer = domain::scrubbed(&event.order.customer);
+            }
+            Ok(Some(codec.encode(&event)?))
+        })
+        .collect()
 }
 
 /// Each order's last state in `transitions`, in order of first appearance. One upsert statement
