@@ -85,6 +85,11 @@ pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator)
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // Batches write thousands of rows per transaction: keep their pages and
+                    // statement journals in memory, and checkpoint the WAL less often.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    conn.execute("PRAGMA cache_size = -65536").await?;
+                    conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
                 }
                 if let Some(schema) = &search_path {
                     conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
