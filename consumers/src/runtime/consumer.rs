@@ -124,23 +124,8 @@ pub async fn run<P: Projection>(
     } else {
         LagBar::hidden()
     };
-    let mut catch_up = match &options.stop {
-        Stop::Never => None,
-        Stop::CaughtUp => Some(CatchUp::new(watermarks(&consumer, &kafka.topic).await?)),
-        Stop::AtOffsets(targets) => Some(CatchUp::new(
-            watermarks(&consumer, &kafka.topic)
-                .await?
-                .into_iter()
-                .map(|(partition, low, _)| (partition, low, targets.get(&partition).copied().unwrap_or(low))),
-        )),
-    };
-    let filter = Filter {
-        stop_at: match &options.stop {
-            Stop::AtOffsets(targets) => Some(targets.clone()),
-            _ => None,
-        },
-        as_of: options.as_of,
-    };
+    let mut catch_up = catch_up(&options.stop, &consumer, &kafka.topic).await?;
+    let filter = Filter::new(options);
     let mut worker = Worker {
         projection,
         db,
@@ -234,6 +219,14 @@ struct Filter {
 }
 
 impl Filter {
+    fn new(options: &RunOptions) -> Filter {
+        let stop_at = match &options.stop {
+            Stop::AtOffsets(targets) => Some(targets.clone()),
+            _ => None,
+        };
+        Filter { stop_at, as_of: options.as_of }
+    }
+
     fn is_after_stop(&self, message: &BorrowedMessage<'_>) -> bool {
         let stop_at = self.stop_at.as_ref().and_then(|targets| targets.get(&message.partition()));
         stop_at.is_some_and(|target| message.offset() >= *target)
@@ -439,6 +432,24 @@ impl ConsumerContext for RuntimeContext {
             info!(?ids, "partitions assigned");
         }
     }
+}
+
+/// What a run that stops by itself has still to apply; `None` for a run that never does.
+async fn catch_up(
+    stop: &Stop,
+    consumer: &Arc<StreamConsumer<RuntimeContext>>,
+    topic: &str,
+) -> Result<Option<CatchUp>, KafkaError> {
+    let targets = match stop {
+        Stop::Never => return Ok(None),
+        Stop::CaughtUp => watermarks(consumer, topic).await?,
+        Stop::AtOffsets(offsets) => watermarks(consumer, topic)
+            .await?
+            .into_iter()
+            .map(|(partition, low, _)| (partition, low, offsets.get(&partition).copied().unwrap_or(low)))
+            .collect(),
+    };
+    Ok(Some(CatchUp::new(targets)))
 }
 
 /// (partition, low, high) for every partition of `topic`, off the async threads (librdkafka's
