@@ -36,7 +36,7 @@ pub struct DepartmentCliWith<A: Args> {
 }
 
 /// Flags every department takes.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct SharedArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -47,7 +47,7 @@ pub struct SharedArgs {
 
     /// The projection's database: sqlite://PATH, a file path, or postgres://...
     /// [default: sqlite://data/DEPARTMENT.db]
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
     /// PostgreSQL only: the schema holding this projection, so departments can share one
@@ -164,6 +164,18 @@ pub struct ConsumeArgs {
     /// Partitions for the orders topic, if this run creates it.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
+}
+
+/// Shows the database URL without its password.
+impl std::fmt::Debug for SharedArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedArgs")
+            .field("kafka", &self.kafka)
+            .field("group_id", &self.group_id)
+            .field("database_url", &self.database_url.as_deref().map(db::redact))
+            .field("database_schema", &self.database_schema)
+            .finish()
+    }
 }
 
 impl SharedArgs {
@@ -343,7 +355,20 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
+
+    #[test]
+    fn neither_help_nor_debug_shows_the_database_password() {
+        std::env::set_var("DATABASE_URL", "postgres://edison:s3cret@db/edison");
+        let help = DepartmentCli::command().render_long_help().to_string();
+        let cli = DepartmentCli::try_parse_from(["warehouse", "report"]).unwrap();
+        std::env::remove_var("DATABASE_URL");
+        assert!(!help.contains("s3cret"), "{help}");
+        assert!(!format!("{cli:?}").contains("s3cret"));
+        assert_eq!(cli.shared.database_url.as_deref(), Some("postgres://edison:s3cret@db/edison"));
+    }
 
     #[test]
     fn datetimes_parse_as_iso_8601_in_utc_unless_an_offset_is_given() {
