@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use edison_common::kafka::{ensure_topic, topic_configs, KafkaArgs, TopicSpec, TopicStatus};
-use edison_schemas::{Money, OrderStatus};
+use edison_schemas::OrderStatus;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use serde_json::json;
@@ -142,7 +142,7 @@ async fn list(store: &Store, status: Option<OrderStatus>, limit: u32, json: bool
             record.id,
             status,
             order.model,
-            money(&order.price),
+            order.price.to_string(),
             timestamp(order.placed_at),
             order.customer.name
         );
@@ -298,7 +298,7 @@ fn summary(record: &OrderRecord) -> String {
         "order {} [{status}]: {}, {}, delivery expected {} (sequence {})",
         record.id,
         order.model,
-        money(&order.price),
+        order.price.to_string(),
         date(order.expected_delivery),
         record.sequence
     )
@@ -320,20 +320,6 @@ fn events(count: u64) -> String {
 }
 
 /// `45,900.00 EUR`.
-fn money(money: &Money) -> String {
-    let cents = money.amount_cents.unsigned_abs();
-    let units = (cents / 100).to_string();
-    let mut grouped = String::new();
-    for (i, digit) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if money.amount_cents < 0 { "-" } else { "" };
-    format!("{sign}{grouped}.{:02} {}", cents % 100, money.currency)
-}
-
 fn timestamp(ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -349,14 +335,6 @@ fn date(days: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_is_grouped_cents() {
-        let eur = |amount_cents| Money { amount_cents, currency: "EUR".into() };
-        assert_eq!(money(&eur(4_590_000)), "45,900.00 EUR");
-        assert_eq!(money(&eur(5)), "0.05 EUR");
-        assert_eq!(money(&eur(-123_456_789)), "-1,234,567.89 EUR");
-    }
 
     #[test]
     fn dates_and_times_are_utc() {

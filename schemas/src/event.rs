@@ -65,6 +65,23 @@ pub struct Money {
     pub currency: String,
 }
 
+impl Money {
+    /// `EUR 45,900.00`: integer arithmetic only, for any amount of cents, sums included.
+    pub fn format(cents: i64, currency: &str) -> String {
+        let sign = if cents < 0 { "-" } else { "" };
+        let cents = cents.unsigned_abs();
+        let units = (cents / 100).to_string();
+        let groups: Vec<_> = units.as_bytes().rchunks(3).rev().map(String::from_utf8_lossy).collect();
+        format!("{currency} {sign}{}.{:02}", groups.join(","), cents % 100)
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&Money::format(self.amount_cents, &self.currency))
+    }
+}
+
 /// The Edison Cars line-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CarModel {

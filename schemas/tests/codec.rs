@@ -149,3 +149,15 @@ fn car_model_parses_short_and_long_names() {
     assert_eq!(CarModel::parse("MODEL_P"), Some(CarModel::P));
     assert_eq!(CarModel::parse("Z"), None);
 }
+
+#[test]
+fn money_is_grouped_integer_cents() {
+    assert_eq!(Money::format(4_590_000, "EUR"), "EUR 45,900.00");
+    assert_eq!(Money::format(0, "EUR"), "EUR 0.00");
+    assert_eq!(Money::format(5, "EUR"), "EUR 0.05");
+    assert_eq!(Money::format(99_999, "USD"), "USD 999.99");
+    assert_eq!(Money::format(100_000, "EUR"), "EUR 1,000.00");
+    assert_eq!(Money::format(-123_456_789, "EUR"), "EUR -1,234,567.89");
+    assert_eq!(Money::format(i64::MIN, "EUR"), "EUR -92,233,720,368,547,758.08");
+    assert_eq!(Money::format(i64::MAX, "EUR"), "EUR 92,233,720,368,547,758.07");
+}

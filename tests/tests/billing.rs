@@ -48,5 +48,5 @@ async fn invoices_credit_notes_and_monthly_revenue_are_exact(backend: Backend) {
     let net: i64 = want.iter().map(MonthRevenue::net_cents).sum();
     let report = Billing.report(&run.db.pool).await.unwrap();
     let total = report.lines().find(|line| line.trim_start().starts_with("total")).unwrap_or_default();
-    assert!(total.ends_with(&format::money(net, "EUR")), "{report}");
+    assert!(total.ends_with(&edison_schemas::Money::format(net, "EUR")), "{report}");
 }

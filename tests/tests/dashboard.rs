@@ -69,5 +69,5 @@ async fn sales_statistics_by_model_and_day_follow_the_log(backend: Backend) {
     let conversion = all.conversion_permille().unwrap();
     let line = report.lines().find(|line| line.trim_start().starts_with("all ")).unwrap_or_default();
     assert!(line.contains(&format!("{}.{}%", conversion / 10, conversion % 10)), "{report}");
-    assert!(line.ends_with(&format::money(all.revenue_cents, "EUR")), "{report}");
+    assert!(line.ends_with(&edison_schemas::Money::format(all.revenue_cents, "EUR")), "{report}");
 }

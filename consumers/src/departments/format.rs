@@ -55,15 +55,6 @@ pub fn iso_week(days: i64) -> String {
     })
 }
 
-/// `EUR 45,900.00`: integer cents with thousands separators, never through floats.
-pub fn money(cents: i64, currency: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    let units = (cents / 100).to_string();
-    let groups: Vec<_> = units.as_bytes().rchunks(3).rev().map(String::from_utf8_lossy).collect();
-    format!("{currency} {sign}{}.{:02}", groups.join(","), cents % 100)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,17 +92,5 @@ mod tests {
         assert_eq!(day(i64::MAX), OUT_OF_RANGE);
         assert_eq!(utc_month(i64::MIN), OUT_OF_RANGE);
         assert_eq!(iso_week(100_000_000), OUT_OF_RANGE);
-    }
-
-    #[test]
-    fn money_is_grouped_integer_cents() {
-        assert_eq!(money(4_590_000, "EUR"), "EUR 45,900.00");
-        assert_eq!(money(0, "EUR"), "EUR 0.00");
-        assert_eq!(money(5, "EUR"), "EUR 0.05");
-        assert_eq!(money(99_999, "USD"), "USD 999.99");
-        assert_eq!(money(100_000, "EUR"), "EUR 1,000.00");
-        assert_eq!(money(-123_456_789, "EUR"), "EUR -1,234,567.89");
-        assert_eq!(money(i64::MIN, "EUR"), "EUR -92,233,720,368,547,758.08");
-        assert_eq!(money(i64::MAX, "EUR"), "EUR 92,233,720,368,547,758.07");
     }
 }

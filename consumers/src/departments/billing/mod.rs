@@ -15,7 +15,7 @@ use std::fmt::Write;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
 
-use edison_schemas::OrderEvent;
+use edison_schemas::{Money, OrderEvent};
 
 use super::format;
 use crate::runtime::{sql, Change, Projection};
@@ -132,7 +132,7 @@ impl Projection for Billing {
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {
         let mut out = format!("Billing\n  {:<8} {:>22} {:>22} {:>22}\n", "month", "invoiced", "credited", "net");
         let mut line = |label: &str, currency: &str, invoiced: i64, credited: i64| {
-            let [invoiced, credited, net] = [invoiced, credited, invoiced - credited].map(|c| format::money(c, currency));
+            let [invoiced, credited, net] = [invoiced, credited, invoiced - credited].map(|c| Money::format(c, currency));
             let _ = writeln!(out, "  {label:<8} {invoiced:>22} {credited:>22} {net:>22}");
         };
         let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();

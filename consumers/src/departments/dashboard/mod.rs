@@ -7,7 +7,7 @@ use std::fmt::Write;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
 
-use edison_schemas::OrderEvent;
+use edison_schemas::{Money, OrderEvent};
 
 use super::format;
 use crate::runtime::{sql, Change, Projection};
@@ -159,7 +159,7 @@ impl Projection for Dashboard {
                     conversion,
                     stats.cancelled,
                     stats.cancelled_after_payment,
-                    format::money(stats.revenue_cents, &stats.currency)
+                    Money::format(stats.revenue_cents, &stats.currency)
                 );
             }
         }

@@ -8,7 +8,7 @@ use lettre::message::{Mailbox, Message, SinglePart};
 
 use edison_schemas::{Order, OrderEvent};
 
-use crate::departments::format::{day, money, utc_day};
+use crate::departments::format::{day, utc_day};
 
 /// The three mails a customer gets, at most once each per order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,7 +103,7 @@ fn body(kind: MailKind, order: &Order) -> String {
     let mut text = format!("Dear {},\n\n", order.customer.name);
     let car = format!("Edison {} with {} battery pack(s)", order.model, order.batteries);
     // Lines stay short, so an ASCII body goes out as readable 7bit text.
-    let price = money(order.price.amount_cents, &order.price.currency);
+    let price = order.price.to_string();
     let _ = match kind {
         MailKind::Confirmation => write!(
             text,
