@@ -142,7 +142,7 @@ async fn list(store: &Store, status: Option<OrderStatus>, limit: u32, json: bool
             record.id,
             status,
             order.model,
-            order.price.to_string(),
+            order.price,
             timestamp(order.placed_at),
             order.customer.name
         );
@@ -298,7 +298,7 @@ fn summary(record: &OrderRecord) -> String {
         "order {} [{status}]: {}, {}, delivery expected {} (sequence {})",
         record.id,
         order.model,
-        order.price.to_string(),
+        order.price,
         date(order.expected_delivery),
         record.sequence
     )

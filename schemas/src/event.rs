@@ -78,7 +78,7 @@ impl Money {
 
 impl std::fmt::Display for Money {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&Money::format(self.amount_cents, &self.currency))
+        f.pad(&Money::format(self.amount_cents, &self.currency))
     }
 }
 

@@ -161,3 +161,9 @@ fn money_is_grouped_integer_cents() {
     assert_eq!(Money::format(i64::MIN, "EUR"), "EUR -92,233,720,368,547,758.08");
     assert_eq!(Money::format(i64::MAX, "EUR"), "EUR 92,233,720,368,547,758.07");
 }
+
+#[test]
+fn money_displays_padded_like_a_string() {
+    let price = Money { amount_cents: 4_590_000, currency: "EUR".into() };
+    assert_eq!(format!("[{price:>16}]"), "[   EUR 45,900.00]");
+}

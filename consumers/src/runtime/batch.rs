@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use edison_schemas::OrderEvent;
 
 /// One order's change, as a projection sees it.
+// Nearly every change is an upsert, so boxing the event would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The order's full state after an event.
