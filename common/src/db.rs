@@ -172,20 +172,22 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => match db.code() {
-            // PostgreSQL: connection exceptions (08), operator intervention such as
-            // admin_shutdown (57), insufficient resources (53), serialization failure and deadlock.
-            Some(code) => {
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xFF, 5 | 6))
+            } else {
+                // PostgreSQL SQLSTATE: connection exceptions (08), operator intervention such as
+                // admin_shutdown (57), insufficient resources (53), serialization failure and
+                // deadlock.
                 code.starts_with("08")
                     || code.starts_with("57")
                     || code.starts_with("53")
                     || code == "40001"
                     || code == "40P01"
-                    // SQLite: SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
-                    || code.parse::<i32>().is_ok_and(|c| matches!(c & 0xFF, 5 | 6))
             }
-            None => false,
-        },
+        }
         _ => false,
     }
 }
@@ -287,14 +289,29 @@ fn create_parent_dir(url: &str) -> Result<(), DbError> {
     }
 }
 
-/// Hides the password of `scheme://user:password@host/...`.
+/// Hides the password of `scheme://user:password@host/...`, and a `password=` query parameter.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    // The host follows the last `@`: a password may contain `@` itself.
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let path = match path.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| if p.to_ascii_lowercase().starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => path.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}")
 }
 
 #[cfg(test)]
@@ -337,5 +354,7 @@ mod tests {
     fn passwords_never_reach_display() {
         assert_eq!(redact("postgres://edison:s3cret@127.0.0.1/db"), "postgres://edison:***@127.0.0.1/db");
         assert_eq!(redact("sqlite://data/w.db"), "sqlite://data/w.db");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db?sslmode=require&password=s3cret"), "postgres://u@h/db?sslmode=require&password=***");
     }
 }

@@ -1,4 +1,5 @@
-//! The command line every department binary shares: `run` and `report`.
+//! The command line every department binary shares: `run`, `report`, `status`,
+//! `reset-offsets`, `rebuild` and `snapshot`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -88,7 +89,9 @@ compared, table by table (row count and checksum), listing rows that differ.
 3. If they match (or --accept-diff), swaps atomically (a file rename on SQLite, keeping \
 DB.before-rebuild.db; a schema rename in one transaction on PostgreSQL, keeping \
 SCHEMA_before_rebuild), moves the live group's offsets to the shadow's and deletes the shadow \
-group. Start the live consumer again afterwards.
+group. Start the live consumer again afterwards. On SQLite, close other readers of the file \
+(reports, status) before the swap: a connection left open would keep the old file and could \
+disturb the new one's write-ahead log. On PostgreSQL readers may stay.
 
 Departments with side effects (the mailer) cannot be shadow-rebuilt: use reset-offsets, which \
 keeps the mailer's ledger.";

@@ -1,8 +1,8 @@
-//! Dates and money as the departments store and print them.
+//! Dates as the departments store and print them.
 //!
 //! Date math happens in Rust at apply time, so the SQL stays portable: days, months and ISO
 //! weeks are stored as text that sorts chronologically (`2026-03-30`, `2026-03`, `2026-W14`), in
-//! UTC. Money stays integer cents; only printing puts in the separators.
+//! UTC.
 
 use time::Date;
 

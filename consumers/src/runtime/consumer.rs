@@ -147,7 +147,7 @@ pub async fn run<P: Projection>(
             biased;
             _ = shutdown.cancelled() => break,
             received = consumer.recv() => received,
-            _ = sleep(IDLE_CHECK), if catch_up.is_some() || options.side_effects => {
+            _ = sleep(IDLE_CHECK), if catch_up.is_some() || (P::SIDE_EFFECTS && options.side_effects) => {
                 if let Some(catch_up) = &catch_up {
                     // Times out while the group rebalances (e.g. waiting out a killed member's
                     // session); the next idle tick asks again.
@@ -227,9 +227,12 @@ impl Filter {
         Filter { stop_at, as_of: options.as_of }
     }
 
+    /// Whether the record lies at or past its partition's stop offset. A partition without one
+    /// has nothing to apply.
     fn is_after_stop(&self, message: &BorrowedMessage<'_>) -> bool {
-        let stop_at = self.stop_at.as_ref().and_then(|targets| targets.get(&message.partition()));
-        stop_at.is_some_and(|target| message.offset() >= *target)
+        self.stop_at
+            .as_ref()
+            .is_some_and(|targets| targets.get(&message.partition()).is_none_or(|target| message.offset() >= *target))
     }
 
     fn is_after_as_of(&self, change: &Change, message: &BorrowedMessage<'_>) -> bool {
@@ -325,7 +328,8 @@ impl<P: Projection> Worker<'_, P> {
         shutdown: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
         let changes = collapse(batch.changes);
-        if !changes.is_empty() && !self.apply_with_retry(&changes, &batch.next_offsets, shutdown).await? {
+        // Dead letters alone still move the checkpoint, so it never lags the stored offsets.
+        if !batch.next_offsets.is_empty() && !self.apply_with_retry(&changes, &batch.next_offsets, shutdown).await? {
             return Ok(false);
         }
         if !batch.dead_letters.is_empty() {
@@ -356,7 +360,7 @@ impl<P: Projection> Worker<'_, P> {
         self.stats.dead_lettered += dead;
         self.stats.skipped += batch.skipped;
         self.stats.applied += batch.consumed - dead - batch.skipped;
-        self.stats.transactions += u64::from(!changes.is_empty());
+        self.stats.transactions += u64::from(!batch.next_offsets.is_empty());
         debug!(records = batch.consumed, changes = changes.len(), dead_letters = dead, "batch applied");
         Ok(true)
     }
@@ -364,7 +368,7 @@ impl<P: Projection> Worker<'_, P> {
     /// Runs the projection's side effects, if this run has them on. A failure leaves them
     /// pending for the next call.
     async fn side_effects(&self) {
-        if !self.options.side_effects {
+        if !(P::SIDE_EFFECTS && self.options.side_effects) {
             return;
         }
         if let Err(error) = self.projection.after_commit(&self.db.pool).await {
@@ -384,7 +388,7 @@ impl<P: Projection> Worker<'_, P> {
             match self.apply(changes, next_offsets).await {
                 Ok(()) => return Ok(true),
                 Err(error) if is_transient(&error) => {
-                    warn!(%error, retry_in = ?delay, "database unavailable; retrying, offsets held");
+                    warn!(%error, retry_in = ?delay, "database busy or unavailable; retrying, offsets held");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(false),
                         _ = sleep(delay) => {}
@@ -398,7 +402,9 @@ impl<P: Projection> Worker<'_, P> {
 
     async fn apply(&self, changes: &[Change], next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool.begin().await?;
-        self.projection.apply(&mut tx, changes).await?;
+        if !changes.is_empty() {
+            self.projection.apply(&mut tx, changes).await?;
+        }
         checkpoint::record(&mut tx, self.topic, next_offsets).await?;
         tx.commit().await
     }

@@ -113,6 +113,9 @@ pub struct Mailer {
     mail_since: Option<i64>,
     started_at: i64,
     retry_for: Duration,
+    /// After a delivery round gave up, no new round starts before this time, so a transport
+    /// that is down does not cost every batch the whole retry budget.
+    resume_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Mailer {
@@ -125,6 +128,7 @@ impl Mailer {
             mail_since: settings.mail_since,
             started_at: now_ms(),
             retry_for: settings.retry_for,
+            resume_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -265,7 +269,12 @@ impl Projection for Mailer {
     }
 
     async fn after_commit(&self, pool: &AnyPool) -> Result<(), sqlx::Error> {
+        let resume_at = *self.resume_at.lock().expect("not poisoned");
+        if resume_at.is_some_and(|at| Instant::now() < at) {
+            return Ok(());
+        }
         let summary = self.send_pending(pool).await?;
+        *self.resume_at.lock().expect("not poisoned") = summary.gave_up.then(|| Instant::now() + self.retry_for);
         if summary.sent + summary.failed > 0 {
             info!(sent = summary.sent, failed = summary.failed, delivery = %self.delivery, "mail delivered");
         }
