@@ -13,7 +13,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One member of a consumer group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GroupMember {
     pub client_id: String,
     pub host: String,
@@ -70,15 +70,18 @@ pub fn committed_offsets(config: &ClientConfig, group: &str, topic: &str) -> Kaf
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
         query.add_partition(topic, partition.id());
     }
-    let committed = consumer.committed_offsets(query, TIMEOUT)?;
-    Ok(committed
-        .elements()
+    Ok(offsets_of(&consumer.committed_offsets(query, TIMEOUT)?))
+}
+
+/// Partition → offset for the entries of `list` that hold a real offset.
+pub fn offsets_of(list: &TopicPartitionList) -> HashMap<i32, i64> {
+    list.elements()
         .iter()
         .filter_map(|e| match e.offset() {
             Offset::Offset(offset) => Some((e.partition(), offset)),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 /// Commits `offsets` (partition → next offset) for a group that has no active members; the

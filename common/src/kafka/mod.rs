@@ -6,5 +6,7 @@ mod group;
 mod topic;
 
 pub use args::{parse_override, KafkaArgs};
-pub use group::{commit_offsets, committed_offsets, delete_group, describe_group, watermarks, GroupMember, Watermarks};
+pub use group::{
+    commit_offsets, committed_offsets, delete_group, describe_group, offsets_of, watermarks, GroupMember, Watermarks,
+};
 pub use topic::{ensure_topic, topic_configs, TopicError, TopicSpec, TopicStatus};

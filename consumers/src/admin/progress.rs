@@ -25,7 +25,7 @@ impl LagBar {
 
     /// A bar for a group `lag` events behind, if that is far enough to show one.
     pub fn behind(lag: i64) -> LagBar {
-        if lag <= SHOW_ABOVE || !LagBar::wanted() {
+        if lag <= SHOW_ABOVE {
             return LagBar::hidden();
         }
         let style = ProgressStyle::with_template(

@@ -11,6 +11,7 @@ use sqlx::AnyPool;
 use tokio_util::sync::CancellationToken;
 
 use edison_common::db::{self, Backend};
+use edison_common::kafka::GroupMember;
 
 use super::{group_offsets, group_state, partition_lag, watermarks, Watermarks};
 use crate::cli::SharedArgs;
@@ -50,7 +51,7 @@ pub struct Status {
     /// The group's state as the broker says: Empty, Stable, PreparingRebalance, ..., or Dead
     /// (unknown to the broker: it never committed, or was deleted).
     pub state: String,
-    pub members: Vec<Member>,
+    pub members: Vec<GroupMember>,
     pub partitions: Vec<PartitionStatus>,
     /// Summed over the partitions.
     pub lag: i64,
@@ -70,12 +71,6 @@ pub struct Status {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Member {
-    pub client_id: String,
-    pub host: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionStatus {
     pub partition: i32,
     /// `None` if the group never committed an offset for the partition.
@@ -89,7 +84,7 @@ pub struct PartitionStatus {
 struct Sample {
     at: Instant,
     state: String,
-    members: Vec<Member>,
+    members: Vec<GroupMember>,
     marks: Vec<Watermarks>,
     committed: HashMap<i32, i64>,
 }
@@ -136,7 +131,6 @@ async fn sample(shared: &SharedArgs, group: &str, topic: &str) -> anyhow::Result
     let (state, members) = group_state(&config, group).await?;
     let committed = group_offsets(&config, group, topic).await?;
     let marks = watermarks(&config, topic).await?;
-    let members = members.into_iter().map(|m| Member { client_id: m.client_id, host: m.host }).collect();
     Ok(Sample { at: Instant::now(), state, members, marks, committed })
 }
 
@@ -363,7 +357,7 @@ mod tests {
             group: "warehouse".into(),
             topic: "orders".into(),
             state: "Stable".into(),
-            members: vec![Member { client_id: "rdkafka".into(), host: "/127.0.0.1".into() }],
+            members: vec![GroupMember { client_id: "rdkafka".into(), host: "/127.0.0.1".into() }],
             partitions: vec![PartitionStatus { partition: 0, committed: None, log_start: 0, log_end: 20, lag: 20 }],
             lag: 20,
             events_per_second: 0.0,

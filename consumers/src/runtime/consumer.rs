@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use edison_common::db::{is_transient, Database};
-use edison_common::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
+use edison_common::kafka::{ensure_topic, offsets_of, KafkaArgs, TopicError, TopicSpec};
 use edison_schemas::{Codec, SchemaError};
 
 use super::batch::{collapse, Change};
@@ -490,17 +490,7 @@ async fn committed(
         query.add_partition(topic, partition);
     }
     let consumer = Arc::clone(consumer);
-    tokio::task::spawn_blocking(move || {
-        let committed = consumer.committed_offsets(query, BROKER_TIMEOUT)?;
-        Ok(committed
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some((e.partition(), offset)),
-                _ => None,
-            })
-            .collect())
-    })
-    .await
+    tokio::task::spawn_blocking(move || Ok(offsets_of(&consumer.committed_offsets(query, BROKER_TIMEOUT)?)))
+        .await
     .expect("committed-offsets lookup panicked")
 }
