@@ -122,7 +122,7 @@ async fn show(store: &Store, id: uuid::Uuid, json: bool) -> anyhow::Result<()> {
     }
     println!("  events:");
     for event in events {
-        let state = event.published_at.map_or("queued".to_owned(), |at| format!("published {}", timestamp(at)));
+        let state = if event.published { "published" } else { "queued" };
         println!("    #{:<3} {:<10} {}  {}", event.sequence, event.event_type, timestamp(event.created_at), state);
     }
     Ok(())

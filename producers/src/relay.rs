@@ -1,10 +1,11 @@
-//! The outbox relay: publishes unpublished outbox rows in outbox order and marks them published
-//! once the broker has acknowledged them.
+//! The outbox relay: publishes unpublished outbox rows in outbox order and, once the broker has
+//! acknowledged them, moves the store's high-water mark past them.
 //!
-//! Pipeline per chunk: read up to `max_in_flight` rows, enqueue every send, await every ack, mark
-//! the acked rows published in one statement, repeat. The producer is idempotent (`acks=all`), so
-//! within a partition its own retries neither duplicate nor reorder. A crash between the ack and
-//! the mark re-sends the chunk: duplicates carry the same sequence, and consumers skip them.
+//! Pipeline per chunk: read up to `max_in_flight` rows above the mark, enqueue every send, await
+//! every ack, move the mark to the last row of the acked prefix, repeat. The producer is
+//! idempotent (`acks=all`), so within a partition its own retries neither duplicate nor reorder.
+//! A crash between the ack and the mark re-sends the chunk: duplicates carry the same sequence,
+//! and consumers skip them.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,7 +73,7 @@ impl fmt::Display for RelayStop {
 /// What one drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RelayReport {
-    /// Rows acknowledged by the broker and marked published.
+    /// Rows acknowledged by the broker and recorded as published.
     pub published: u64,
     /// Rows still unpublished when the drain ended.
     pub queued: u64,
@@ -174,11 +175,13 @@ impl Relay {
             if rows.is_empty() {
                 break None;
             }
-            let (acked, failure) = publish(&self.producer, &self.topic, &rows).await;
-            store.mark_published(&acked, now_ms()).await?;
-            *published += acked.len() as u64;
-            debug!(acked = acked.len(), "chunk published");
-            if let Some(failure) = failure {
+            let acked = publish(&self.producer, &self.topic, &rows).await;
+            if let Some(through) = acked.through {
+                store.mark_published_through(through).await?;
+            }
+            *published += acked.count;
+            debug!(acked = acked.count, "chunk published");
+            if let Some(failure) = acked.failure {
                 warn!(%failure, "relay stopped");
                 break Some(RelayStop::DeliveryFailed(failure));
             }
@@ -204,22 +207,23 @@ impl Relay {
         if stopped.is_none() && !store.acquire_lease(&self.holder, now_ms(), self.lease_ttl(PIPELINE_DEPTH)).await? {
             stopped = Some(RelayStop::Busy);
         }
+        let published_through = store.published_through().await?;
         let (acked_tx, acked) = mpsc::unbounded_channel();
         let chunks = stopped.is_none().then(|| {
             let (chunks, mut queued) = mpsc::channel::<Vec<OutboxRow>>(1);
             let (producer, topic) = (self.producer.clone(), self.topic.clone());
             tokio::spawn(async move {
                 while let Some(rows) = queued.recv().await {
-                    let (ids, failure) = publish(&producer, &topic, &rows).await;
-                    let failed = failure.is_some();
-                    if acked_tx.send(Acked { ids, failure }).is_err() || failed {
+                    let acked = publish(&producer, &topic, &rows).await;
+                    let failed = acked.failure.is_some();
+                    if acked_tx.send(acked).is_err() || failed {
                         break;
                     }
                 }
             });
             chunks
         });
-        Ok(Pipeline { relay: self, store, chunks, acked, published: 0, stopped })
+        Ok(Pipeline { relay: self, store, chunks, acked, published_through, published: 0, interleaved: false, stopped })
     }
 
     /// Drains every `poll` until cancelled by Ctrl-C; broker trouble is retried.
@@ -243,10 +247,20 @@ impl Relay {
     }
 }
 
-/// Sends `rows` and returns the ids of the acked prefix, plus the first failure. Rows after a
-/// failure are re-sent by the next drain even if acked, so the last record of every key on
-/// the compacted topic is always its latest state.
-async fn publish(producer: &FutureProducer<QuietContext>, topic: &str, rows: &[OutboxRow]) -> (Vec<i64>, Option<String>) {
+/// What the broker acknowledged of one chunk of rows.
+struct Acked {
+    /// Rows in the acked prefix.
+    count: u64,
+    /// Id of the prefix's last row.
+    through: Option<i64>,
+    /// The first failure; the rows from it on stay unpublished.
+    failure: Option<String>,
+}
+
+/// Sends `rows` and reports the acked prefix. Rows after a failure are re-sent by the next drain
+/// even if acked, so the last record of every key on the compacted topic is always its latest
+/// state.
+async fn publish(producer: &FutureProducer<QuietContext>, topic: &str, rows: &[OutboxRow]) -> Acked {
     let mut deliveries = Vec::with_capacity(rows.len());
     let mut enqueue_failure = None;
     for row in rows {
@@ -262,13 +276,14 @@ async fn publish(producer: &FutureProducer<QuietContext>, topic: &str, rows: &[O
             }
         }
     }
-    let mut acked = Vec::with_capacity(deliveries.len());
+    let mut acked = Acked { count: 0, through: None, failure: None };
     let mut failure = None;
     // Await every delivery, even after a failure, so no send is left in flight.
     for (row, delivery) in rows.iter().zip(deliveries) {
         let error = match delivery.await {
             Ok(Ok(_)) if failure.is_none() => {
-                acked.push(row.id);
+                acked.count += 1;
+                acked.through = Some(row.id);
                 continue;
             }
             Ok(Ok(_)) => continue,
@@ -277,23 +292,19 @@ async fn publish(producer: &FutureProducer<QuietContext>, topic: &str, rows: &[O
         };
         failure.get_or_insert_with(|| format!("outbox row {}: {error}", row.id));
     }
-    (acked, failure.or(enqueue_failure))
+    acked.failure = failure.or(enqueue_failure);
+    acked
 }
 
 /// Chunks a pipeline has handed to its publisher and not seen acked: one being published and one
 /// waiting.
 const PIPELINE_DEPTH: i64 = 2;
 
-/// What the broker acknowledged of one chunk: the acked prefix and the first failure.
-struct Acked {
-    ids: Vec<i64>,
-    failure: Option<String>,
-}
-
 /// Publishes committed chunks while the caller commits the next ones. A spawned task sends each
 /// chunk from the rows its commit returned, once the chunk before is acked, and reports the
-/// acked ids back. The caller stays the only writer to the store: it marks acked rows and renews
-/// the lease between its commits, so neither side waits on the other's SQLite write lock.
+/// acked prefix back. The caller stays the only writer to the store: it moves the high-water mark
+/// and renews the lease between its commits, so neither side waits on the other's SQLite write
+/// lock.
 ///
 /// Each event goes out as it was committed, even if a later commit erases its order while it
 /// is in flight; that commit's tombstone follows it, as when `sales relay` reads a chunk just
@@ -304,7 +315,11 @@ pub(crate) struct Pipeline<'a> {
     /// `None` once relaying stopped: later chunks stay queued in the outbox.
     chunks: Option<mpsc::Sender<Vec<OutboxRow>>>,
     acked: mpsc::UnboundedReceiver<Acked>,
+    /// The store's high-water mark as this pipeline last moved it.
+    published_through: i64,
     published: u64,
+    /// Another writer committed rows between ours: they are left to a final drain.
+    interleaved: bool,
     stopped: Option<RelayStop>,
 }
 
@@ -328,19 +343,36 @@ impl Pipeline<'_> {
     }
 
     /// Waits for every handed-over chunk, marks it and releases the lease: (published, stop).
+    /// Rows another writer interleaved with ours, and ours after them, go out by a final drain.
     pub(crate) async fn finish(mut self) -> Result<(u64, Option<RelayStop>), SalesError> {
         self.chunks = None;
         while let Some(acked) = self.acked.recv().await {
             self.mark(acked).await?;
         }
         self.store.release_lease(&self.relay.holder).await?;
+        if self.interleaved && self.stopped.is_none() {
+            let report = self.relay.drain(self.store).await?;
+            self.published += report.published;
+            self.stopped = report.stopped;
+        }
         Ok((self.published, self.stopped))
     }
 
+    /// Moves the high-water mark past an acked prefix, unless rows we never sent (another
+    /// writer's) sit below its end: then relaying stops here and the final drain takes over.
     async fn mark(&mut self, acked: Acked) -> Result<(), SalesError> {
-        self.store.mark_published(&acked.ids, now_ms()).await?;
-        self.published += acked.ids.len() as u64;
-        debug!(acked = acked.ids.len(), "chunk published");
+        if let Some(through) = acked.through.filter(|_| !self.interleaved) {
+            if self.store.outbox_rows_between(self.published_through, through).await? == acked.count {
+                self.store.mark_published_through(through).await?;
+                self.published_through = through;
+                self.published += acked.count;
+            } else {
+                debug!(through, "another writer's rows are interleaved with ours");
+                self.interleaved = true;
+                self.chunks = None;
+            }
+        }
+        debug!(acked = acked.count, "chunk published");
         if let Some(failure) = acked.failure {
             warn!(%failure, "relay stopped");
             self.stop(RelayStop::DeliveryFailed(failure));

@@ -2,7 +2,7 @@
 //!
 //! Every change is one transaction that upserts the order row and appends its event to the
 //! outbox, so the store and the events can never disagree (no dual write). The relay publishes
-//! the outbox later.
+//! the outbox later and records how far it got as one high-water mark (`relay_progress`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,7 +41,8 @@ const ORDER_COLUMNS: [&str; 17] = [
     "erased_at",
 ];
 const OUTBOX_COLUMNS: [&str; 6] = ["order_id", "sequence", "event_id", "event_type", "payload", "created_at"];
-const LEASE: &str = "outbox";
+/// Names the relay's lease and its high-water mark.
+const RELAY: &str = "outbox";
 
 /// An outbox row as the relay reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,8 @@ pub struct OutboxEntry {
     #[serde(skip)]
     pub payload: Option<Vec<u8>>,
     pub created_at: i64,
-    pub published_at: Option<i64>,
+    /// The broker has acknowledged it.
+    pub published: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,23 +176,24 @@ impl Store {
 
     /// The order's outbox rows, oldest first.
     pub async fn outbox_entries(&self, id: Uuid) -> Result<Vec<OutboxEntry>, SalesError> {
+        let published_through = self.published_through().await?;
         let rows = sqlx::query(
-            "SELECT id, sequence, event_id, event_type, payload, created_at, published_at \
-             FROM outbox WHERE order_id = $1 ORDER BY id",
+            "SELECT id, sequence, event_id, event_type, payload, created_at FROM outbox WHERE order_id = $1 ORDER BY id",
         )
         .bind(id.to_string())
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
             .map(|row| {
+                let id = row.try_get("id")?;
                 Ok(OutboxEntry {
-                    id: row.try_get("id")?,
+                    id,
                     sequence: row.try_get("sequence")?,
                     event_id: parse_uuid(&row.try_get::<String, _>("event_id")?)?,
                     event_type: row.try_get("event_type")?,
                     payload: row.try_get("payload")?,
                     created_at: row.try_get("created_at")?,
-                    published_at: row.try_get("published_at")?,
+                    published: id <= published_through,
                 })
             })
             .collect()
@@ -198,10 +201,10 @@ impl Store {
 
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, SalesError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS total, \
-             COALESCE(SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END), 0) AS unpublished \
-             FROM outbox",
+            "SELECT (SELECT COUNT(*) FROM outbox) AS total, (SELECT COUNT(*) FROM outbox WHERE id > \
+             (SELECT published_through FROM relay_progress WHERE name = $1)) AS unpublished",
         )
+        .bind(RELAY)
         .fetch_one(&self.db.pool)
         .await?;
         Ok(OutboxCounts { total: count(&row, "total")?, unpublished: count(&row, "unpublished")? })
@@ -223,7 +226,18 @@ impl Store {
         payloads: Vec<Option<Vec<u8>>>,
     ) -> Result<Vec<OutboxRow>, SalesError> {
         let erased = transitions.iter().filter(|t| t.change == Change::Erased).map(|t| t.record.id);
-        let mut tx = self.db.pool.begin().await?;
+        // The relay's high-water mark needs ids to commit in id order: writers take turns.
+        let mut tx = match self.db.backend {
+            // IMMEDIATE takes the write lock up front: a deferred transaction that reads first
+            // (the erasure scrub) fails with SQLITE_BUSY_SNAPSHOT if another writer committed.
+            Backend::Sqlite => self.db.pool.begin_with("BEGIN IMMEDIATE").await?,
+            // Readers go on beside this lock.
+            Backend::Postgres => {
+                let mut tx = self.db.pool.begin().await?;
+                sqlx::query("LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+                tx
+            }
+        };
         for id in erased {
             self.scrub_outbox(&mut tx, id).await?;
         }
@@ -307,8 +321,10 @@ impl Store {
     /// The oldest `limit` unpublished rows, in publishing order.
     pub(crate) async fn unpublished(&self, limit: usize) -> Result<Vec<OutboxRow>, SalesError> {
         let rows = sqlx::query(
-            "SELECT id, order_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, order_id, payload FROM outbox \
+             WHERE id > (SELECT published_through FROM relay_progress WHERE name = $1) ORDER BY id LIMIT $2",
         )
+        .bind(RELAY)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.db.pool)
         .await?;
@@ -323,19 +339,30 @@ impl Store {
             .collect()
     }
 
-    /// Marks rows published by id. Not by id range: on PostgreSQL a lower id can commit after a
-    /// higher one was read, and a range would mark it without it ever being sent.
-    pub(crate) async fn mark_published(&self, ids: &[i64], at: i64) -> Result<(), SalesError> {
-        for chunk in ids.chunks(max_rows_per_statement(1) - 1) {
-            let mut placeholders = Placeholders::new(self.db.backend);
-            let mut sql = String::from("UPDATE outbox SET published_at = ");
-            placeholders.push(&mut sql);
-            sql.push_str(" WHERE id IN ");
-            placeholders.push_rows(&mut sql, 1, chunk.len());
-            let query = chunk.iter().fold(sqlx::query(&sql).bind(at), |query, id| query.bind(*id));
-            query.execute(&self.db.pool).await?;
-        }
+    /// The id of the last row the broker acknowledged, with every row before it.
+    pub(crate) async fn published_through(&self) -> Result<i64, SalesError> {
+        let sql = "SELECT published_through FROM relay_progress WHERE name = $1";
+        Ok(sqlx::query_scalar(sql).bind(RELAY).fetch_one(&self.db.pool).await?)
+    }
+
+    /// Records that the broker acknowledged every row up to `id`. Never moves the mark back.
+    pub(crate) async fn mark_published_through(&self, id: i64) -> Result<(), SalesError> {
+        sqlx::query("UPDATE relay_progress SET published_through = $1 WHERE name = $2 AND published_through < $1")
+            .bind(id)
+            .bind(RELAY)
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
+    }
+
+    /// How many outbox rows have ids in `(after, through]`.
+    pub(crate) async fn outbox_rows_between(&self, after: i64, through: i64) -> Result<u64, SalesError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE id > $1 AND id <= $2")
+            .bind(after)
+            .bind(through)
+            .fetch_one(&self.db.pool)
+            .await?;
+        count(&row, "n")
     }
 
     /// Takes or renews the relay lease for `holder` until `now + ttl_ms`; false if another live
@@ -346,7 +373,7 @@ impl Store {
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
              WHERE relay_lease.holder = excluded.holder OR relay_lease.expires_at < $4",
         )
-        .bind(LEASE)
+        .bind(RELAY)
         .bind(holder)
         .bind(now + ttl_ms)
         .bind(now)
@@ -357,7 +384,7 @@ impl Store {
 
     pub(crate) async fn release_lease(&self, holder: &str) -> Result<(), SalesError> {
         sqlx::query("UPDATE relay_lease SET expires_at = 0 WHERE name = $1 AND holder = $2")
-            .bind(LEASE)
+            .bind(RELAY)
             .bind(holder)
             .execute(&self.db.pool)
             .await?;
@@ -492,7 +519,7 @@ mod tests {
 
         let entries = store.outbox_entries(placed.id).await.unwrap();
         assert_eq!(entries.iter().map(|e| (e.sequence, e.event_type.as_str())).collect::<Vec<_>>(), [(1, "PLACED"), (2, "PAID")]);
-        assert!(entries.iter().all(|e| e.published_at.is_none()));
+        assert!(entries.iter().all(|e| !e.published));
         let event = store.codec.decode(entries[1].payload.as_deref().unwrap()).unwrap();
         assert_eq!((event.event_type, event.sequence), (EventType::Paid, 2));
         assert_eq!(event.event_id, entries[1].event_id.to_string());
@@ -539,7 +566,7 @@ mod tests {
         let (_dir, store) = store().await;
         let id = store.place(&new_order()).await.unwrap().id;
         let first = store.unpublished(10).await.unwrap();
-        store.mark_published(&[first[0].id], 1).await.unwrap();
+        store.mark_published_through(first[0].id).await.unwrap();
         store.pay(id).await.unwrap();
         let erased = store.erase(id).await.unwrap();
         assert_eq!(erased.order.customer.email, "");
@@ -548,6 +575,7 @@ mod tests {
         let entries = store.outbox_entries(id).await.unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!((entries[2].event_type.as_str(), entries[2].payload.as_ref()), ("ERASED", None));
+        assert_eq!(entries.iter().map(|e| e.published).collect::<Vec<_>>(), [true, false, false]);
         for entry in &entries[..2] {
             let event = store.codec.decode(entry.payload.as_deref().unwrap()).unwrap();
             assert_eq!(event.order.customer, domain::scrubbed(&event.order.customer));
@@ -557,7 +585,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn relay_reads_in_order_and_marks_by_id() {
+    async fn relay_reads_in_order_above_a_high_water_mark() {
         let (_dir, store) = store().await;
         let options = SimulateOptions { orders: 50, seed: 9, ..SimulateOptions::default() };
         let transitions: Vec<_> = Simulation::new(&options).unwrap().collect();
@@ -569,15 +597,68 @@ mod tests {
         for (row, t) in rows.iter().zip(&transitions) {
             assert_eq!(row.order_id, t.record.order.order_id);
         }
-        store.mark_published(&[rows[0].id, rows[2].id], 7).await.unwrap();
+        store.mark_published_through(rows[2].id).await.unwrap();
+        store.mark_published_through(rows[1].id).await.unwrap();
+        assert_eq!(store.published_through().await.unwrap(), rows[2].id, "the mark never moves back");
         let left = store.unpublished(10_000).await.unwrap();
-        assert_eq!(left.len(), rows.len() - 2);
-        assert_eq!(left[0].id, rows[1].id);
+        assert_eq!(left, rows[3..]);
+        let counts = store.outbox_counts().await.unwrap();
+        assert_eq!(counts, OutboxCounts { total: rows.len() as u64, unpublished: rows.len() as u64 - 3 });
+        assert_eq!(store.outbox_rows_between(rows[0].id, rows[9].id).await.unwrap(), 9);
 
         // The orders table holds each order's final state.
         let last = transitions.iter().rev().find(|t| t.record.erased_at.is_none()).unwrap();
         assert_eq!(store.get(last.record.id).await.unwrap(), last.record);
         assert_eq!(store.list(None, 1000).await.unwrap().len(), 50);
+    }
+
+    /// A store from before the high-water mark (migrations 0001 and 0002), where the relay
+    /// stamped each row, upgrades without losing an order or re-sending what is published.
+    #[tokio::test]
+    async fn upgrading_turns_stamped_rows_into_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        let current = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for name in ["0001_orders_outbox.sql", "0002_drop_orders_by_status.sql"] {
+            std::fs::copy(current.join(name), old.join(name)).unwrap();
+        }
+        let url = format!("sqlite://{}/sales.db", dir.path().display());
+        let before = db::connect(&url, &Migrator::new(old.as_path()).await.unwrap()).await.unwrap();
+        let placed = Simulation::new(&SimulateOptions { orders: 1, ..SimulateOptions::default() }).unwrap().next().unwrap();
+        let order = &placed.record.order;
+        sqlx::query(
+            "INSERT INTO orders VALUES ($1, 1, 'PLACED', $2, $3, $4, $5, 'MODEL_P', $6, $7, 'EUR', $8, $9, NULL, NULL, NULL, NULL)",
+        )
+        .bind(&order.order_id)
+        .bind(&order.customer.customer_id)
+        .bind(&order.customer.name)
+        .bind(&order.customer.email)
+        .bind(&order.customer.shipping_address)
+        .bind(i64::from(order.batteries))
+        .bind(order.price.amount_cents)
+        .bind(i64::from(order.expected_delivery))
+        .bind(order.placed_at)
+        .execute(&before.pool)
+        .await
+        .unwrap();
+        // Rows 1 and 2 published, 3 not, 4 published after 3 failed (an old relay could).
+        for (sequence, published_at) in [(1, Some(10)), (2, Some(10)), (3, None), (4, Some(11))] {
+            sqlx::query("INSERT INTO outbox (order_id, sequence, event_id, event_type, payload, created_at, published_at) VALUES ($1, $2, $3, 'PLACED', NULL, 1, $4)")
+                .bind(&order.order_id)
+                .bind(sequence)
+                .bind(Uuid::now_v7().to_string())
+                .bind(published_at)
+                .execute(&before.pool)
+                .await
+                .unwrap();
+        }
+        before.pool.close().await;
+
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.published_through().await.unwrap(), 2);
+        assert_eq!(store.unpublished(10).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(store.get(placed.record.id).await.unwrap().order, *order);
     }
 
     #[tokio::test]

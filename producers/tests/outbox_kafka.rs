@@ -2,16 +2,18 @@
 //! one with `scripts/kafka-local start`). These tests fail, not skip, when no broker answers.
 //! Each uses its own topic and its own temporary store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use edison_sales::{Cli, OrderRecord, Store};
-use edison_schemas::{Codec, OrderStatus};
+use edison_sales::{Cli, NewOrder, OrderRecord, Store};
+use edison_schemas::{CarModel, Codec, OrderStatus};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 
 /// Nothing listens on port 1: a broker that is down.
@@ -32,7 +34,7 @@ fn bootstrap() -> String {
 
 /// A unique topic and a temporary store.
 struct Scenario {
-    _dir: TempDir,
+    _dir: Option<TempDir>,
     url: String,
     topic: String,
 }
@@ -41,7 +43,22 @@ impl Scenario {
     fn new() -> Scenario {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/sales.db", dir.path().display());
-        Scenario { _dir: dir, url, topic: format!("orders-test-{}", uuid::Uuid::now_v7()) }
+        Scenario { _dir: Some(dir), url, topic: format!("orders-test-{}", uuid::Uuid::now_v7()) }
+    }
+
+    /// A fresh database on the PostgreSQL server that `scripts/postgres-local` runs (or
+    /// EDISON_TEST_DATABASE_URL names).
+    async fn postgres() -> Scenario {
+        let server = std::env::var("EDISON_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://edison:edison@127.0.0.1:5432/edison".into());
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .expect("no PostgreSQL: start one with `scripts/postgres-local start`");
+        let name = format!("sales_test_{}", uuid::Uuid::now_v7().simple());
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        let (without_database, _) = server.split('?').next().unwrap().rsplit_once('/').unwrap();
+        let url = format!("{without_database}/{name}");
+        Scenario { _dir: None, url, topic: format!("orders-test-{}", uuid::Uuid::now_v7()) }
     }
 
     async fn sales(&self, bootstrap: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -220,4 +237,81 @@ async fn the_same_seed_publishes_the_same_events() {
     let error = again.expect_err("a seed runs once per store").to_string();
     assert!(error.contains("seed 77 was already simulated"), "{error}");
     assert_eq!(store_a.list(None, 5000).await.unwrap().len(), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_rows_another_writer_commits_during_a_simulation_are_not_skipped() {
+    rows_another_writer_commits_during_a_simulation_are_not_skipped(Scenario::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_rows_another_writer_commits_during_a_simulation_are_not_skipped() {
+    rows_another_writer_commits_during_a_simulation_are_not_skipped(Scenario::postgres().await).await;
+}
+
+/// The relay records progress as one high-water mark, and `simulate` relays the rows its own
+/// commits returned. Orders placed meanwhile by another writer land between those rows: the
+/// mark must never pass them unpublished.
+async fn rows_another_writer_commits_during_a_simulation_are_not_skipped(s: Scenario) {
+    let bootstrap = bootstrap();
+    let store = s.store().await;
+    let simulating = AtomicBool::new(true);
+    let simulate = async {
+        // Small chunks: many commits for the other writer to slip between.
+        let result = s.sales(&bootstrap, &["simulate", "--orders", "1000", "--seed", "5", "--concurrency", "20"]).await;
+        simulating.store(false, Ordering::Release);
+        result
+    };
+    // From the simulation's first commit on, and capped: a drain chasing an endless stream of
+    // new rows would never finish.
+    let place = async {
+        while store.outbox_counts().await.unwrap().total == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut placed = Vec::new();
+        while simulating.load(Ordering::Acquire) && placed.len() < 200 {
+            let new = NewOrder {
+                model: CarModel::H,
+                customer_name: "Hedy Lamarr".into(),
+                email: "hedy@example.com".into(),
+                address: "2 Frequency Lane".into(),
+            };
+            placed.push(store.place(&new).await.unwrap().id);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        placed
+    };
+    let (simulated, placed) = tokio::join!(simulate, place);
+    simulated.unwrap();
+
+    let simulated_ids: Vec<i64> = {
+        let placed: HashSet<_> = placed.iter().collect();
+        let orders = store.list(None, 1_000_000).await.unwrap();
+        let mut ids = Vec::new();
+        for order in orders.iter().filter(|o| !placed.contains(&o.id)) {
+            ids.extend(store.outbox_entries(order.id).await.unwrap().iter().map(|e| e.id));
+        }
+        ids
+    };
+    let (first, last) = (simulated_ids.iter().min().unwrap(), simulated_ids.iter().max().unwrap());
+    let mut interleaved = 0;
+    for id in &placed {
+        let entry = &store.outbox_entries(*id).await.unwrap()[0];
+        interleaved += usize::from(entry.id > *first && entry.id < *last);
+    }
+    assert!(interleaved > 0, "no order placed among the simulation's rows ({} placed)", placed.len());
+
+    // Whatever simulate left queued, one more drain publishes; nothing may sit below the mark.
+    s.sales(&bootstrap, &["relay"]).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().unpublished, 0);
+    let orders = store.list(None, 1_000_000).await.unwrap();
+    let final_sequence = final_sequences(&orders);
+    let records = read_topic(&bootstrap, &s.topic);
+    let on_topic: HashSet<(String, i64)> = sequences(&records, &final_sequence).into_iter().collect();
+    for order in &orders {
+        for entry in store.outbox_entries(order.id).await.unwrap() {
+            let key = (order.order.order_id.clone(), entry.sequence);
+            assert!(on_topic.contains(&key), "outbox row {} ({key:?}) never reached the topic", entry.id);
+        }
+    }
 }
