@@ -129,16 +129,19 @@ impl Relay {
         &self.topic
     }
 
-    /// Publishes unpublished outbox rows until none is left or a send fails. Broker trouble is
-    /// not an error: it ends the drain with [`RelayReport::stopped`] set and the rows queued.
+    /// Publishes the rows queued when it starts, until none is left or a send fails. Rows
+    /// committed meanwhile wait for the next drain, so a drain ends under a steady stream of
+    /// writes too. Broker trouble is not an error: it ends the drain with
+    /// [`RelayReport::stopped`] set and the rows queued.
     pub async fn drain(&self, store: &Store) -> Result<RelayReport, SalesError> {
         let mut report = RelayReport::default();
-        if store.outbox_counts().await?.unpublished == 0 {
+        let until = store.newest_outbox_id().await?;
+        if until <= store.published_through().await? {
             return Ok(report);
         }
         report.stopped = self.prepare().await?;
         if report.stopped.is_none() {
-            report.stopped = self.drain_leased(store, &mut report.published).await?;
+            report.stopped = self.drain_leased(store, until, &mut report.published).await?;
         }
         report.queued = store.outbox_counts().await?.unpublished;
         Ok(report)
@@ -166,12 +169,12 @@ impl Relay {
         Ok(None)
     }
 
-    async fn drain_leased(&self, store: &Store, published: &mut u64) -> Result<Option<RelayStop>, SalesError> {
+    async fn drain_leased(&self, store: &Store, until: i64, published: &mut u64) -> Result<Option<RelayStop>, SalesError> {
         let stop = loop {
             if !store.acquire_lease(&self.holder, now_ms(), self.lease_ttl(1)).await? {
                 break Some(RelayStop::Busy);
             }
-            let rows = store.unpublished(self.options.max_in_flight).await?;
+            let rows = store.unpublished(until, self.options.max_in_flight).await?;
             if rows.is_empty() {
                 break None;
             }

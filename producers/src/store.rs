@@ -318,13 +318,15 @@ impl Store {
         Ok(())
     }
 
-    /// The oldest `limit` unpublished rows, in publishing order.
-    pub(crate) async fn unpublished(&self, limit: usize) -> Result<Vec<OutboxRow>, SalesError> {
+    /// The oldest `limit` unpublished rows with ids up to `until`, in publishing order.
+    pub(crate) async fn unpublished(&self, until: i64, limit: usize) -> Result<Vec<OutboxRow>, SalesError> {
         let rows = sqlx::query(
             "SELECT id, order_id, payload FROM outbox \
-             WHERE id > (SELECT published_through FROM relay_progress WHERE name = $1) ORDER BY id LIMIT $2",
+             WHERE id > (SELECT published_through FROM relay_progress WHERE name = $1) AND id <= $2 \
+             ORDER BY id LIMIT $3",
         )
         .bind(RELAY)
+        .bind(until)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.db.pool)
         .await?;
@@ -337,6 +339,11 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The id of the newest outbox row, 0 if there is none.
+    pub(crate) async fn newest_outbox_id(&self) -> Result<i64, SalesError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM outbox").fetch_one(&self.db.pool).await?)
     }
 
     /// The id of the last row the broker acknowledged, with every row before it.
@@ -565,7 +572,7 @@ mod tests {
     async fn erasure_scrubs_published_and_queued_events() {
         let (_dir, store) = store().await;
         let id = store.place(&new_order()).await.unwrap().id;
-        let first = store.unpublished(10).await.unwrap();
+        let first = store.unpublished(i64::MAX, 10).await.unwrap();
         store.mark_published_through(first[0].id).await.unwrap();
         store.pay(id).await.unwrap();
         let erased = store.erase(id).await.unwrap();
@@ -591,7 +598,7 @@ mod tests {
         let transitions: Vec<_> = Simulation::new(&options).unwrap().collect();
         store.commit(&transitions).await.unwrap();
 
-        let rows = store.unpublished(10_000).await.unwrap();
+        let rows = store.unpublished(i64::MAX, 10_000).await.unwrap();
         assert_eq!(rows.len(), transitions.len());
         assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
         for (row, t) in rows.iter().zip(&transitions) {
@@ -600,8 +607,10 @@ mod tests {
         store.mark_published_through(rows[2].id).await.unwrap();
         store.mark_published_through(rows[1].id).await.unwrap();
         assert_eq!(store.published_through().await.unwrap(), rows[2].id, "the mark never moves back");
-        let left = store.unpublished(10_000).await.unwrap();
+        let left = store.unpublished(i64::MAX, 10_000).await.unwrap();
         assert_eq!(left, rows[3..]);
+        assert_eq!(store.unpublished(rows[5].id, 10_000).await.unwrap(), rows[3..=5], "none after `until`");
+        assert_eq!(store.newest_outbox_id().await.unwrap(), rows.last().unwrap().id);
         let counts = store.outbox_counts().await.unwrap();
         assert_eq!(counts, OutboxCounts { total: rows.len() as u64, unpublished: rows.len() as u64 - 3 });
         assert_eq!(store.outbox_rows_between(rows[0].id, rows[9].id).await.unwrap(), 9);
@@ -657,7 +666,7 @@ mod tests {
 
         let store = Store::open(&url).await.unwrap();
         assert_eq!(store.published_through().await.unwrap(), 2);
-        assert_eq!(store.unpublished(10).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(store.unpublished(i64::MAX, 10).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(store.get(placed.record.id).await.unwrap().order, *order);
     }
 
