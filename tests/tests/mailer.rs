@@ -415,3 +415,47 @@ async fn smtp_gets_every_mail_once_and_a_mail_is_sent_only_once_accepted(backend
     assert_eq!(sink.messages().len(), want.len());
     sink.stop().await;
 }
+
+/// SIGTERM while the SMTP server is down stops the mailer at once, not after its retry budget:
+/// the wait between retries is cut short, the mail stays pending, and what was applied is
+/// committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_an_smtp_outage_stops_the_mailer_without_waiting_out_its_retries() {
+    let topic = orders_topic(1).await;
+    produce_events(&topic, &lifecycles(3)).await;
+    let store = Store::sqlite();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("mailer.log");
+    let port = free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let mailer = Process(
+        std::process::Command::new(binary("edison-consumers", "mailer"))
+            .args(department_args(&topic, "mailer", &store))
+            .args(["--smtp-url", &smtp_url, "--mail-since", "0", "--retry-for", "300", "run"])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).unwrap().contains("delivery failed; retrying") {
+        assert!(std::time::Instant::now() < deadline, "no delivery attempt: {}", std::fs::read_to_string(&log).unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let stopping = std::time::Instant::now();
+    assert!(mailer.terminate().success());
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(60), "took {took:?} to stop; the retry budget is 300 s");
+
+    let entries = ledger(&store).await;
+    let smtp = Delivery::Smtp { host: "127.0.0.1".into(), port };
+    assert_eq!(entries.len(), implied(&mailer_to(smtp, Some(0), Duration::from_secs(1)), &topic).len());
+    assert!(entries.iter().all(|e| e.status == MailStatus::Pending && e.sent_at.is_none()), "{entries:?}");
+    let tried: Vec<_> = entries.iter().filter(|e| e.attempts > 0).collect();
+    assert_eq!(tried.len(), 1, "{entries:?}");
+    assert!(tried[0].last_error.as_deref().is_some_and(|e| e.contains("shutting down")), "{:?}", tried[0]);
+    let group = kafka_describe_group(&group_for(&topic, "mailer"));
+    assert!(group.iter().all(|row| row.lag == Some(0)), "offsets committed on shutdown: {group:?}");
+}

@@ -161,7 +161,7 @@ pub async fn run<P: Projection>(
                     }
                 }
                 if side_effects_tried.elapsed() >= SIDE_EFFECTS_RETRY {
-                    worker.side_effects().await;
+                    worker.side_effects(&shutdown).await;
                     side_effects_tried = Instant::now();
                 }
                 continue;
@@ -193,7 +193,7 @@ pub async fn run<P: Projection>(
 
     if !shutdown.is_cancelled() {
         // Caught up, so every tombstone is applied: a last try at what is still pending.
-        worker.side_effects().await;
+        worker.side_effects(&shutdown).await;
     }
     commit_stored(consumer.as_ref());
     let stats = worker.stats;
@@ -353,7 +353,7 @@ impl<P: Projection> Worker<'_, P> {
             }
         }
         if !changes.is_empty() {
-            self.side_effects().await;
+            self.side_effects(shutdown).await;
         }
         let dead = batch.dead_letters.len() as u64;
         self.stats.consumed += batch.consumed;
@@ -367,11 +367,11 @@ impl<P: Projection> Worker<'_, P> {
 
     /// Runs the projection's side effects, if this run has them on. A failure leaves them
     /// pending for the next call.
-    async fn side_effects(&self) {
+    async fn side_effects(&self, shutdown: &CancellationToken) {
         if !(P::SIDE_EFFECTS && self.options.side_effects) {
             return;
         }
-        if let Err(error) = self.projection.after_commit(&self.db.pool).await {
+        if let Err(error) = self.projection.after_commit(&self.db.pool, shutdown).await {
             warn!(%error, "side effects failed; they stay pending");
         }
     }

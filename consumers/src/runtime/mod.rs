@@ -11,6 +11,7 @@ use std::future::Future;
 
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
+use tokio_util::sync::CancellationToken;
 
 pub use batch::{collapse, Change};
 pub use consumer::{run, RunOptions, RunStats, RuntimeError, Stop};
@@ -45,8 +46,13 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Runs after each committed batch, outside its transaction: the place for side effects that
     /// `apply` recorded (the mailer sends the mail it logged). A failure is logged and the run
-    /// goes on; what was recorded stays pending for the next call. Default: nothing.
-    fn after_commit(&self, _pool: &AnyPool) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+    /// goes on; what was recorded stays pending for the next call. Once `shutdown` is cancelled
+    /// it should finish what is in hand and return, leaving the rest pending. Default: nothing.
+    fn after_commit(
+        &self,
+        _pool: &AnyPool,
+        _shutdown: &CancellationToken,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         async { Ok(()) }
     }
 

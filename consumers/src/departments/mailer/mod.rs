@@ -21,8 +21,9 @@
 //! By default into a Maildir (`data/mail-spool`); with `--smtp-url` to an SMTP server. A transient
 //! failure (connection refused, timeout, 4xx) is retried with exponential backoff for up to
 //! `--retry-for` (30 s) per call; then the call gives up, the mail stays `pending` and the next
-//! batch (or run) tries again. A permanent failure (5xx, or an address that does not parse) marks
-//! the mail `failed`, so it does not block the queue.
+//! batch (or run) tries again. Shutdown (SIGTERM, Ctrl-C) ends the wait at once, leaving the mail
+//! `pending`. A permanent failure (5xx, or an address that does not parse) marks the mail
+//! `failed`, so it does not block the queue.
 //!
 //! # Rebuilds do not mail history again
 //! - The ledger outlives the projection. `mail_orders` is a projection, rebuildable from the log,
@@ -54,6 +55,7 @@ use lettre::message::Mailbox;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use edison_common::db::{max_rows_per_statement, Backend, Placeholders};
@@ -150,9 +152,10 @@ impl Mailer {
         }
     }
 
-    /// Sends every pending mail, oldest first, until none is left, or until the transport has
-    /// failed for longer than the retry budget (the rest stays pending).
-    pub async fn send_pending(&self, pool: &AnyPool) -> Result<SendSummary, sqlx::Error> {
+    /// Sends every pending mail, oldest first, until none is left, until the transport has
+    /// failed for longer than the retry budget, or until `shutdown` (the rest stays pending).
+    /// Shutdown lets a send in progress finish but cuts a retry's wait short.
+    pub async fn send_pending(&self, pool: &AnyPool, shutdown: &CancellationToken) -> Result<SendSummary, sqlx::Error> {
         let deadline = Instant::now() + self.retry_for;
         let mut summary = SendSummary::default();
         let mut after = Cursor::default();
@@ -161,11 +164,14 @@ impl Mailer {
             let Some(last) = page.last() else { return Ok(summary) };
             after = Cursor::of(last);
             for pending in page {
+                if shutdown.is_cancelled() {
+                    return Ok(summary);
+                }
                 let now = now_ms();
                 if !claim(pool, &pending.mail, now, now + ms(self.retry_for + CLAIM_MARGIN)).await? {
                     continue; // another mailer has it
                 }
-                let (outcome, attempts) = self.deliver(&pending.mail, deadline).await;
+                let (outcome, attempts) = self.deliver(&pending.mail, deadline, shutdown).await;
                 settle(pool, &pending.mail, &outcome, attempts).await?;
                 match outcome {
                     Outcome::Sent => summary.sent += 1,
@@ -183,9 +189,9 @@ impl Mailer {
         }
     }
 
-    /// Renders and hands over one mail, retrying transient failures until `deadline`.
-    /// Returns the outcome and the number of attempts.
-    async fn deliver(&self, mail: &Outgoing, deadline: Instant) -> (Outcome, i64) {
+    /// Renders and hands over one mail, retrying transient failures until `deadline` or
+    /// `shutdown`. Returns the outcome and the number of attempts.
+    async fn deliver(&self, mail: &Outgoing, deadline: Instant, shutdown: &CancellationToken) -> (Outcome, i64) {
         let message = match mail::render(mail, &self.from) {
             Ok(message) => message,
             Err(error) => return (Outcome::Failed(error.to_string()), 0),
@@ -201,7 +207,10 @@ impl Mailer {
                 Err(error) if Instant::now() + delay > deadline => return (Outcome::Retry(error.to_string()), attempts),
                 Err(error) => {
                     warn!(%error, order_id = %mail.order_id, kind = %mail.kind, retry_in = ?delay, "delivery failed; retrying");
-                    sleep(delay).await;
+                    tokio::select! {
+                        _ = sleep(delay) => {}
+                        _ = shutdown.cancelled() => return (Outcome::Retry(format!("{error}; shutting down")), attempts),
+                    }
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }
             }
@@ -268,12 +277,12 @@ impl Projection for Mailer {
         Ok(())
     }
 
-    async fn after_commit(&self, pool: &AnyPool) -> Result<(), sqlx::Error> {
+    async fn after_commit(&self, pool: &AnyPool, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
         let resume_at = *self.resume_at.lock().expect("not poisoned");
         if resume_at.is_some_and(|at| Instant::now() < at) {
             return Ok(());
         }
-        let summary = self.send_pending(pool).await?;
+        let summary = self.send_pending(pool, shutdown).await?;
         *self.resume_at.lock().expect("not poisoned") = summary.gave_up.then(|| Instant::now() + self.retry_for);
         if summary.sent + summary.failed > 0 {
             info!(sent = summary.sent, failed = summary.failed, delivery = %self.delivery, "mail delivered");
