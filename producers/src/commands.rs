@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(report) => report,
         Err(error) => {
             warn!(%error, "relay failed");
-            let queued = store.outbox_counts().await?.unpublished;
+            let queued = store.queued().await?;
             RelayReport { published: 0, queued, stopped: Some(RelayStop::Failed(error.to_string())) }
         }
     };

@@ -143,7 +143,7 @@ impl Relay {
         if report.stopped.is_none() {
             report.stopped = self.drain_leased(store, until, &mut report.published).await?;
         }
-        report.queued = store.outbox_counts().await?.unpublished;
+        report.queued = store.queued().await?;
         Ok(report)
     }
 

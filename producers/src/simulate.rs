@@ -146,7 +146,7 @@ pub async fn simulate(
         (report.published, report.relay_stopped) = pipeline.finish().await?;
     }
     progress.finish_and_clear();
-    report.queued = store.outbox_counts().await?.unpublished;
+    report.queued = store.queued().await?;
     report.elapsed_secs = started.elapsed().as_secs_f64();
     report.events_per_sec = report.events as f64 / report.elapsed_secs.max(1e-9);
     Ok(report)

@@ -199,15 +199,22 @@ impl Store {
             .collect()
     }
 
+    /// Every outbox row and the unpublished ones. Counting them all reads the whole table;
+    /// [`Store::queued`] reads only the unpublished tail.
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, SalesError> {
+        let row = sqlx::query("SELECT COUNT(*) AS total FROM outbox").fetch_one(&self.db.pool).await?;
+        Ok(OutboxCounts { total: count(&row, "total")?, unpublished: self.queued().await? })
+    }
+
+    /// How many outbox rows are not published yet.
+    pub async fn queued(&self) -> Result<u64, SalesError> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM outbox) AS total, (SELECT COUNT(*) FROM outbox WHERE id > \
-             (SELECT published_through FROM relay_progress WHERE name = $1)) AS unpublished",
+            "SELECT COUNT(*) AS n FROM outbox WHERE id > (SELECT published_through FROM relay_progress WHERE name = $1)",
         )
         .bind(RELAY)
         .fetch_one(&self.db.pool)
         .await?;
-        Ok(OutboxCounts { total: count(&row, "total")?, unpublished: count(&row, "unpublished")? })
+        count(&row, "n")
     }
 
     /// Commits `transitions` in one transaction: see [`Store::commit_encoded`].

@@ -15,7 +15,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("src/departments/warehouse/migrations
 pub struct Warehouse;
 
 /// One order's reservation, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Reservation {
     pub order_id: String,
     pub model: String,
@@ -121,23 +121,10 @@ pub async fn reserved_by_model(pool: &AnyPool) -> Result<Vec<ModelTotals>, sqlx:
 
 /// Every reservation, by order id.
 pub async fn reservations(pool: &AnyPool) -> Result<Vec<Reservation>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT order_id, model, status, batteries, batteries_reserved, sequence, updated_at \
          FROM reservations ORDER BY order_id",
     )
     .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Reservation {
-                order_id: row.try_get("order_id")?,
-                model: row.try_get("model")?,
-                status: row.try_get("status")?,
-                batteries: row.try_get("batteries")?,
-                batteries_reserved: row.try_get("batteries_reserved")?,
-                sequence: row.try_get("sequence")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })
-        .collect()
+    .await
 }
