@@ -14,18 +14,25 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor};
 /// SQLite allows at most this many bound values in one statement (PostgreSQL allows more).
 pub const MAX_BIND_PARAMS: usize = 32_766;
 
+/// The causes are part of each message and deliberately not `#[source]`s: sqlx's errors already
+/// repeat their own source in their message, so a chain (anyhow's `{:#}`) would print the cause
+/// two or three times.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid database URL {url:?}: expected sqlite://PATH, postgres://... or a file path")]
-    InvalidUrl { url: String },
-    #[error("cannot create the database directory {path}: {source}")]
-    CreateDir { path: String, source: std::io::Error },
-    #[error("cannot connect to the database at {url}: {source}")]
-    Connect { url: String, source: sqlx::Error },
+    /// `url` is redacted.
+    #[error(
+        "invalid database URL {url:?}: {why}; expected a file path, sqlite://PATH or \
+         postgres://USER:PASSWORD@HOST/DB (postgresql:// too)"
+    )]
+    InvalidUrl { url: String, why: &'static str },
+    #[error("cannot create the database directory {path}: {cause}")]
+    CreateDir { path: String, cause: std::io::Error },
+    #[error("cannot connect to the database at {url}: {cause}")]
+    Connect { url: String, cause: sqlx::Error },
     #[error("invalid PostgreSQL schema name {0:?}: use lower-case letters, digits and _")]
     InvalidSchema(String),
-    #[error("database migration failed on {url}: {source}")]
-    Migrate { url: String, source: MigrateError },
+    #[error("database migration failed on {url}: {cause}")]
+    Migrate { url: String, cause: MigrateError },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +63,11 @@ pub async fn connect(url: &str, migrator: &Migrator) -> Result<Database, DbError
 /// Like [`connect`], but on PostgreSQL keeps every table (and the migration history) in
 /// `pg_schema`, creating it if needed, so services can share one database. SQLite ignores it:
 /// each service has its own file.
-pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator) -> Result<Database, DbError> {
+pub async fn connect_to(
+    url: &str,
+    pg_schema: Option<&str>,
+    migrator: &Migrator,
+) -> Result<Database, DbError> {
     sqlx::any::install_default_drivers();
     let (url, backend) = normalize(url)?;
     let search_path = match pg_schema {
@@ -69,7 +80,10 @@ pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator)
     }
     let options: AnyConnectOptions = url
         .parse::<AnyConnectOptions>()
-        .map_err(|source| DbError::Connect { url: display_url.clone(), source })?
+        .map_err(|cause| DbError::Connect {
+            url: display_url.clone(),
+            cause,
+        })?
         .log_statements(tracing::log::LevelFilter::Trace)
         // Debug, not warn: sqlx logs the whole statement, and a multi-row insert is tens of KB.
         .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(2));
@@ -92,32 +106,51 @@ pub async fn connect_to(url: &str, pg_schema: Option<&str>, migrator: &Migrator)
                     conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
                 }
                 if let Some(schema) = &search_path {
-                    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
-                    conn.execute(format!("SET search_path TO {schema}").as_str()).await?;
+                    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                        .await?;
+                    conn.execute(format!("SET search_path TO {schema}").as_str())
+                        .await?;
                 }
                 Ok(())
             })
         })
         .connect_with(options)
         .await
-        .map_err(|source| DbError::Connect { url: display_url.clone(), source })?;
+        .map_err(|cause| DbError::Connect {
+            url: display_url.clone(),
+            cause,
+        })?;
     migrator
         .run(&pool)
         .await
-        .map_err(|source| DbError::Migrate { url: display_url.clone(), source })?;
-    Ok(Database { pool, backend, display_url })
+        .map_err(|cause| DbError::Migrate {
+            url: display_url.clone(),
+            cause,
+        })?;
+    Ok(Database {
+        pool,
+        backend,
+        display_url,
+    })
 }
 
 /// Opens a database that is already there, for inspection (`status`): it never creates the
 /// SQLite file, the PostgreSQL schema or a table, and runs no migration. `Ok(None)` when there is
 /// no such file or schema yet.
-pub async fn open_existing(url: &str, pg_schema: Option<&str>) -> Result<Option<Database>, DbError> {
+pub async fn open_existing(
+    url: &str,
+    pg_schema: Option<&str>,
+) -> Result<Option<Database>, DbError> {
     sqlx::any::install_default_drivers();
     let (url, backend) = normalize(url)?;
     let display_url = redact(&url);
     let url = match backend {
         Backend::Sqlite => {
-            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default();
+            let path = url
+                .trim_start_matches("sqlite://")
+                .split('?')
+                .next()
+                .unwrap_or_default();
             if !Path::new(path).is_file() {
                 return Ok(None);
             }
@@ -129,7 +162,10 @@ pub async fn open_existing(url: &str, pg_schema: Option<&str>) -> Result<Option<
         Some(schema) if backend == Backend::Postgres => Some(valid_schema(schema)?),
         _ => None,
     };
-    let connect_error = |source| DbError::Connect { url: display_url.clone(), source };
+    let connect_error = |cause| DbError::Connect {
+        url: display_url.clone(),
+        cause,
+    };
     let options: AnyConnectOptions = url.parse().map_err(connect_error)?;
     let path = search_path.clone();
     let pool = AnyPoolOptions::new()
@@ -139,7 +175,8 @@ pub async fn open_existing(url: &str, pg_schema: Option<&str>) -> Result<Option<
             let path = path.clone();
             Box::pin(async move {
                 if let Some(schema) = &path {
-                    conn.execute(format!("SET search_path TO {schema}").as_str()).await?;
+                    conn.execute(format!("SET search_path TO {schema}").as_str())
+                        .await?;
                 }
                 Ok(())
             })
@@ -148,18 +185,23 @@ pub async fn open_existing(url: &str, pg_schema: Option<&str>) -> Result<Option<
         .await
         .map_err(connect_error)?;
     if let Some(schema) = &search_path {
-        let found: Option<String> =
-            sqlx::query_scalar("SELECT schema_name::text FROM information_schema.schemata WHERE schema_name = $1")
-                .bind(schema)
-                .fetch_optional(&pool)
-                .await
-                .map_err(connect_error)?;
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name = $1",
+        )
+        .bind(schema)
+        .fetch_optional(&pool)
+        .await
+        .map_err(connect_error)?;
         if found.is_none() {
             pool.close().await;
             return Ok(None);
         }
     }
-    Ok(Some(Database { pool, backend, display_url }))
+    Ok(Some(Database {
+        pool,
+        backend,
+        display_url,
+    }))
 }
 
 /// Whether an error means "the database is unavailable right now" (retry later) rather than
@@ -236,14 +278,23 @@ impl Placeholders {
 }
 
 impl Backend {
-    /// The backend a database URL names: PostgreSQL for `postgres://`, else SQLite.
+    /// The backend a database URL names: PostgreSQL for `postgres:` and `postgresql:`, else
+    /// SQLite.
     pub fn of_url(url: &str) -> Backend {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") { Backend::Postgres } else { Backend::Sqlite }
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
     }
 
     /// The backend behind an `Any` connection.
     pub fn of(conn: &AnyConnection) -> Backend {
-        if conn.backend_name() == "PostgreSQL" { Backend::Postgres } else { Backend::Sqlite }
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
     }
 }
 
@@ -255,43 +306,84 @@ pub fn max_rows_per_statement(columns: usize) -> usize {
 /// Schema names go into SQL text, so only plain identifiers pass.
 fn valid_schema(schema: &str) -> Result<String, DbError> {
     let mut chars = schema.chars();
-    let plain = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && schema.len() <= 63;
-    if plain { Ok(schema.to_owned()) } else { Err(DbError::InvalidSchema(schema.to_owned())) }
+    if plain {
+        Ok(schema.to_owned())
+    } else {
+        Err(DbError::InvalidSchema(schema.to_owned()))
+    }
 }
 
+/// The URL sqlx is given, and its backend. Anything that is not clearly a PostgreSQL URL, a
+/// SQLite one or a file path is refused, rather than becoming a file named after it.
 fn normalize(url: &str) -> Result<(String, Backend), DbError> {
-    let invalid = || DbError::InvalidUrl { url: redact(url) };
+    let invalid = |why| DbError::InvalidUrl {
+        url: redact(url),
+        why,
+    };
     if Backend::of_url(url) == Backend::Postgres {
         return Ok((url.to_owned(), Backend::Postgres));
     }
-    let path = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    let path = match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         Some(path) => path,
-        None if !url.contains("://") => url,
-        None => return Err(invalid()),
+        None if url.contains("://") => return Err(invalid("unsupported scheme")),
+        // libpq's `host=... user=... password=...`: surely meant for PostgreSQL, not a file name.
+        None if url.split('?').next().is_some_and(|path| path.contains('=')) => {
+            return Err(invalid(
+                "a key=value connection string is not a URL (a file name with = needs sqlite://)",
+            ))
+        }
+        None => url,
     };
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if path.is_empty() {
-        return Err(invalid());
+        return Err(invalid("no file path"));
     }
-    let mode = if query.contains("mode=") { String::new() } else { "mode=rwc".to_owned() };
-    let query = [query, &mode].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
+    let mode = if query.contains("mode=") {
+        String::new()
+    } else {
+        "mode=rwc".to_owned()
+    };
+    let query = [query, &mode]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("&");
     Ok((format!("sqlite://{path}?{query}"), Backend::Sqlite))
 }
 
 fn create_parent_dir(url: &str) -> Result<(), DbError> {
-    let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default();
+    let path = url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap_or_default();
     match Path::new(path).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => std::fs::create_dir_all(dir)
-            .map_err(|source| DbError::CreateDir { path: dir.display().to_string(), source }),
+        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => {
+            std::fs::create_dir_all(dir).map_err(|cause| DbError::CreateDir {
+                path: dir.display().to_string(),
+                cause,
+            })
+        }
         _ => Ok(()),
     }
 }
 
-/// Hides the password of `scheme://user:password@host/...`, and a `password=` query parameter.
+/// Hides the password of `scheme://user:password@host/...`, and every `password=` value: of a
+/// URL's query, or of a libpq `key=value` string (where it may be 'quoted').
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let url = hide_password_values(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
+    };
     let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     // The host follows the last `@`: a password may contain `@` itself.
     let authority = match authority.rsplit_once('@') {
@@ -301,17 +393,58 @@ pub fn redact(url: &str) -> String {
         },
         None => authority.to_owned(),
     };
-    let path = match path.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|p| if p.to_ascii_lowercase().starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-        None => path.to_owned(),
-    };
     format!("{scheme}://{authority}{path}")
+}
+
+/// Replaces the value of each `password = VALUE` whose key starts the text or follows a space,
+/// `?`, `&` or `;`. A value ends at white space or `&`, or, quoted, at its closing quote.
+fn hide_password_values(text: &str) -> String {
+    const KEY: &str = "password";
+    // ASCII lower-casing keeps every byte offset.
+    let lower = text.to_ascii_lowercase();
+    let (mut out, mut copied, mut from) = (String::with_capacity(text.len()), 0, 0);
+    while let Some(found) = lower[from..].find(KEY) {
+        let start = from + found;
+        from = start + KEY.len();
+        let starts_key = start == 0
+            || matches!(text.as_bytes()[start - 1], b'?' | b'&' | b';')
+            || text.as_bytes()[start - 1].is_ascii_whitespace();
+        let Some(value) = text[from..]
+            .trim_start()
+            .strip_prefix('=')
+            .map(str::trim_start)
+        else {
+            continue;
+        };
+        if !starts_key {
+            continue;
+        }
+        let value_start = text.len() - value.len();
+        out.push_str(&text[copied..value_start]);
+        out.push_str("***");
+        copied = value_start + value_len(value);
+        from = copied;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The length of the value at the start of `value`: libpq's quoting, `\'` escapes a quote.
+fn value_len(value: &str) -> usize {
+    let Some(quoted) = value.strip_prefix('\'') else {
+        return value
+            .find(|c: char| c.is_whitespace() || c == '&')
+            .unwrap_or(value.len());
+    };
+    let mut escaped = false;
+    for (at, c) in quoted.char_indices() {
+        match c {
+            '\'' if !escaped => return at + 2,
+            '\\' if !escaped => escaped = true,
+            _ => escaped = false,
+        }
+    }
+    value.len()
 }
 
 #[cfg(test)]
@@ -335,11 +468,60 @@ mod tests {
 
     #[test]
     fn urls_normalize_to_a_backend() {
-        assert_eq!(normalize("data/w.db").unwrap(), ("sqlite://data/w.db?mode=rwc".into(), Backend::Sqlite));
-        assert_eq!(normalize("sqlite://x.db?mode=ro").unwrap().0, "sqlite://x.db?mode=ro");
-        assert_eq!(normalize("postgres://u:p@h/db").unwrap().1, Backend::Postgres);
-        assert!(normalize("mysql://h/db").is_err());
+        assert_eq!(
+            normalize("data/w.db").unwrap(),
+            ("sqlite://data/w.db?mode=rwc".into(), Backend::Sqlite)
+        );
+        assert_eq!(
+            normalize("sqlite://x.db?mode=ro").unwrap().0,
+            "sqlite://x.db?mode=ro"
+        );
+        assert_eq!(
+            normalize("postgres://u:p@h/db").unwrap().1,
+            Backend::Postgres
+        );
+        assert_eq!(normalize("postgresql://h/db").unwrap().1, Backend::Postgres);
+        assert_eq!(
+            normalize("postgres:///db?host=/run/postgresql").unwrap().1,
+            Backend::Postgres
+        );
+        assert_eq!(
+            normalize("sqlite:x.db").unwrap().0,
+            "sqlite://x.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize("data/w.db?mode=ro").unwrap().0,
+            "sqlite://data/w.db?mode=ro"
+        );
+        assert_eq!(
+            normalize("sqlite://data/a=b.db").unwrap().0,
+            "sqlite://data/a=b.db?mode=rwc"
+        );
         assert!(normalize("sqlite://").is_err());
+    }
+
+    #[test]
+    fn anything_else_is_refused_naming_the_accepted_forms_without_its_password() {
+        for (url, why) in [
+            (
+                "host=localhost user=u password=SECRET9 dbname=x",
+                "key=value",
+            ),
+            ("dbname=x password='SECRET9 x'", "key=value"),
+            ("mysql://u:SECRET9@h/db", "unsupported scheme"),
+            (
+                "jdbc:postgresql://h/db?password=SECRET9",
+                "unsupported scheme",
+            ),
+        ] {
+            let message = normalize(url).unwrap_err().to_string();
+            assert!(message.contains(why), "{message}");
+            assert!(
+                message.contains("a file path, sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"),
+                "{message}"
+            );
+            assert!(!message.contains("SECRET9"), "{message}");
+        }
     }
 
     #[test]
@@ -352,9 +534,39 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_display() {
-        assert_eq!(redact("postgres://edison:s3cret@127.0.0.1/db"), "postgres://edison:***@127.0.0.1/db");
+        assert_eq!(
+            redact("postgres://edison:s3cret@127.0.0.1/db"),
+            "postgres://edison:***@127.0.0.1/db"
+        );
         assert_eq!(redact("sqlite://data/w.db"), "sqlite://data/w.db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db?sslmode=require&password=s3cret"), "postgres://u@h/db?sslmode=require&password=***");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=s3cret"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u@h/db?PASSWORD=s3cret&x=1"),
+            "postgres://u@h/db?PASSWORD=***&x=1"
+        );
+    }
+
+    #[test]
+    fn libpq_passwords_never_reach_display() {
+        assert_eq!(
+            redact("host=h user=u password=s3cret dbname=x"),
+            "host=h user=u password=*** dbname=x"
+        );
+        assert_eq!(redact("password = s3cret"), "password = ***");
+        assert_eq!(
+            redact("user=u password='s3 c\\'ret' dbname=x"),
+            "user=u password=*** dbname=x"
+        );
+        assert_eq!(redact("password='unterminated s3cret"), "password=***");
+        assert_eq!(
+            redact("host=h oldpassword=x mypassword"),
+            "host=h oldpassword=x mypassword",
+            "other keys stay"
+        );
+        assert_eq!(redact("data/password.db"), "data/password.db");
     }
 }

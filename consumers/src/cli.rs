@@ -4,19 +4,22 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use edison_common::db::{self, Database};
-use edison_common::kafka::KafkaArgs;
+use edison_common::kafka::{await_orders_topic, registry_topic, KafkaArgs, TopicError};
 
 use crate::admin;
 use crate::rebuild;
 use crate::runtime::{self, Projection, RunOptions, RunStats, Stop};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "A department of Edison Cars: consumes the orders topic into its own projection.")]
+#[command(
+    version,
+    about = "A department of Edison Cars: consumes the orders topic into its own projection."
+)]
 pub struct DepartmentCli {
     #[command(flatten)]
     pub shared: SharedArgs,
@@ -26,7 +29,10 @@ pub struct DepartmentCli {
 
 /// [`DepartmentCli`] with flags of the department's own, `A`, beside the shared ones.
 #[derive(Debug, Parser)]
-#[command(version, about = "A department of Edison Cars: consumes the orders topic into its own projection.")]
+#[command(
+    version,
+    about = "A department of Edison Cars: consumes the orders topic into its own projection."
+)]
 pub struct DepartmentCliWith<A: Args> {
     #[command(flatten)]
     pub shared: SharedArgs,
@@ -160,13 +166,9 @@ pub struct ConsumeArgs {
     #[arg(long, default_value_t = 100)]
     pub batch_ms: u64,
 
-    /// Where undecodable records go.
+    /// Where undecodable records go; never the orders topic or its registry.
     #[arg(long, default_value = "orders.dlq")]
     pub dead_letter_topic: String,
-
-    /// Partitions for the orders topic, if this run creates it.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
-    pub partitions: i32,
 }
 
 /// Shows the database URL without its password.
@@ -175,7 +177,10 @@ impl std::fmt::Debug for SharedArgs {
         f.debug_struct("SharedArgs")
             .field("kafka", &self.kafka)
             .field("group_id", &self.group_id)
-            .field("database_url", &self.database_url.as_deref().map(db::redact))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(db::redact),
+            )
             .field("database_schema", &self.database_schema)
             .finish()
     }
@@ -187,21 +192,49 @@ impl SharedArgs {
     }
 
     pub fn database_url<P: Projection>(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| db::default_url(P::NAME))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| db::default_url(P::NAME))
     }
 
     pub fn database_schema<P: Projection>(&self) -> String {
-        self.database_schema.clone().unwrap_or_else(|| P::NAME.to_owned())
+        self.database_schema
+            .clone()
+            .unwrap_or_else(|| P::NAME.to_owned())
+    }
+
+    /// Fails unless the orders topic exists with the partition count Sales recorded. Tools never
+    /// wait for it (a department's run does), and nothing here ever creates it.
+    pub async fn require_topic(&self) -> Result<i32, TopicError> {
+        await_orders_topic(&self.kafka.client_config(), &self.kafka.topic, None).await
     }
 
     /// Connects to the department's database and brings its schema up to date.
     pub async fn connect<P: Projection>(&self, projection: &P) -> anyhow::Result<Database> {
         let schema = self.database_schema::<P>();
-        Ok(db::connect_to(&self.database_url::<P>(), Some(&schema), projection.migrator()).await?)
+        Ok(db::connect_to(
+            &self.database_url::<P>(),
+            Some(&schema),
+            projection.migrator(),
+        )
+        .await?)
     }
 }
 
 impl ConsumeArgs {
+    /// Refuses a dead-letter topic that is the orders topic, where every poison record would be
+    /// consumed again, for ever, or its registry, which only Sales writes.
+    pub fn check(&self, topic: &str) -> anyhow::Result<()> {
+        let dead_letters = &self.dead_letter_topic;
+        if *dead_letters == topic || *dead_letters == registry_topic(topic) {
+            bail!(
+                "--dead-letter-topic {dead_letters} is the orders topic (--topic {topic}) or its registry: \
+                 poison records must go elsewhere (the default is orders.dlq)"
+            );
+        }
+        Ok(())
+    }
+
     pub fn options(&self, group_id: &str, stop: Stop) -> RunOptions {
         RunOptions {
             group_id: group_id.to_owned(),
@@ -211,7 +244,6 @@ impl ConsumeArgs {
             stop,
             as_of: None,
             side_effects: true,
-            partitions: self.partitions,
         }
     }
 }
@@ -245,6 +277,17 @@ pub fn parse_datetime(text: &str) -> Result<i64, String> {
         })
 }
 
+impl Command {
+    /// How the command consumes, if it does.
+    fn consume(&self) -> Option<&ConsumeArgs> {
+        match self {
+            Command::Run(args) => Some(&args.consume),
+            Command::Rebuild(args) => Some(&args.consume),
+            Command::Snapshot(args) => Some(&args.consume),
+            Command::Report | Command::ResetOffsets(_) | Command::Status(_) => None,
+        }
+    }
+}
 
 /// Runs one command of a department. Library entry point for binaries and tests.
 pub async fn execute<P: Projection>(
@@ -253,10 +296,17 @@ pub async fn execute<P: Projection>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<RunStats>> {
     let shared = &cli.shared;
+    if let Some(consume) = cli.command.consume() {
+        consume.check(&shared.kafka.topic)?;
+    }
     match &cli.command {
         Command::Run(run) => {
             let db = shared.connect(projection).await?;
-            let stop = if run.until_caught_up { Stop::CaughtUp } else { Stop::Never };
+            let stop = if run.until_caught_up {
+                Stop::CaughtUp
+            } else {
+                Stop::Never
+            };
             let options = run.consume.options(&shared.group_id::<P>(), stop);
             let stats = runtime::run(projection, &db, &shared.kafka, &options, shutdown)
                 .await
@@ -265,7 +315,10 @@ pub async fn execute<P: Projection>(
         }
         Command::Report => {
             let db = shared.connect(projection).await?;
-            let report = projection.report(&db.pool).await.context("cannot read the projection")?;
+            let report = projection
+                .report(&db.pool)
+                .await
+                .context("cannot read the projection")?;
             print!("{report}");
             Ok(None)
         }
@@ -279,7 +332,11 @@ pub async fn execute<P: Projection>(
         }
         Command::Snapshot(args) => {
             let stats = rebuild::snapshot(projection, shared, args, shutdown).await?;
-            println!("snapshot as of {} written to {}", args.as_of, args.out.display());
+            println!(
+                "snapshot as of {} written to {}",
+                args.as_of,
+                args.out.display()
+            );
             Ok(Some(stats))
         }
         Command::ResetOffsets(args) => {
@@ -300,9 +357,15 @@ pub async fn main<P: Projection>(projection: P) -> ExitCode {
 }
 
 /// [`main`] for a department with flags of its own: `build` makes the projection from them.
-pub async fn main_with<A: Args, P: Projection>(build: impl FnOnce(A) -> anyhow::Result<P>) -> ExitCode {
+pub async fn main_with<A: Args, P: Projection>(
+    build: impl FnOnce(A) -> anyhow::Result<P>,
+) -> ExitCode {
     edison_common::telemetry::init_logging();
-    let DepartmentCliWith { shared, department, command } = DepartmentCliWith::<A>::parse();
+    let DepartmentCliWith {
+        shared,
+        department,
+        command,
+    } = DepartmentCliWith::<A>::parse();
     match build(department) {
         Ok(projection) => run_main(&projection, &DepartmentCli { shared, command }).await,
         Err(error) => {
@@ -370,18 +433,74 @@ mod tests {
         std::env::remove_var("DATABASE_URL");
         assert!(!help.contains("s3cret"), "{help}");
         assert!(!format!("{cli:?}").contains("s3cret"));
-        assert_eq!(cli.shared.database_url.as_deref(), Some("postgres://edison:s3cret@db/edison"));
+        assert_eq!(
+            cli.shared.database_url.as_deref(),
+            Some("postgres://edison:s3cret@db/edison")
+        );
     }
 
     #[test]
     fn datetimes_parse_as_iso_8601_in_utc_unless_an_offset_is_given() {
-        assert_eq!(parse_datetime("2025-11-24T16:00:00Z"), Ok(1_764_000_000_000));
-        assert_eq!(parse_datetime("2025-11-24T17:00:00+01:00"), Ok(1_764_000_000_000));
+        assert_eq!(
+            parse_datetime("2025-11-24T16:00:00Z"),
+            Ok(1_764_000_000_000)
+        );
+        assert_eq!(
+            parse_datetime("2025-11-24T17:00:00+01:00"),
+            Ok(1_764_000_000_000)
+        );
         assert_eq!(parse_datetime("2025-11-24T16:00:00"), Ok(1_764_000_000_000));
-        assert_eq!(parse_datetime("2025-11-24 16:00:00.250"), Ok(1_764_000_000_250));
+        assert_eq!(
+            parse_datetime("2025-11-24 16:00:00.250"),
+            Ok(1_764_000_000_250)
+        );
         assert_eq!(parse_datetime("2025-11-24T16:00"), Ok(1_764_000_000_000));
         assert_eq!(parse_datetime("2025-11-24"), Ok(1_763_942_400_000));
-        assert!(parse_datetime("yesterday").unwrap_err().contains("ISO 8601"));
+        assert!(parse_datetime("yesterday")
+            .unwrap_err()
+            .contains("ISO 8601"));
         assert!(parse_datetime("2025-13-01").is_err());
+    }
+
+    #[test]
+    fn dead_letters_never_go_to_the_orders_topic_or_its_registry() {
+        let check = |args: &[&str]| {
+            let cli = DepartmentCli::try_parse_from(["warehouse"].iter().chain(args)).unwrap();
+            cli.command
+                .consume()
+                .expect("a consuming command")
+                .check(&cli.shared.kafka.topic)
+        };
+        assert!(check(&["run"]).is_ok());
+        assert!(check(&["--topic", "o", "run", "--dead-letter-topic", "o.dlq"]).is_ok());
+        for args in [
+            &["run", "--dead-letter-topic", "orders"][..],
+            &["--topic", "o", "run", "--dead-letter-topic", "o"],
+            &[
+                "--topic",
+                "o",
+                "snapshot",
+                "--as-of",
+                "2025-01-01",
+                "--out",
+                "x.db",
+                "--dead-letter-topic",
+                "o",
+            ],
+            &[
+                "--topic",
+                "o",
+                "rebuild",
+                "--shadow",
+                "--dead-letter-topic",
+                "o.schemas",
+            ],
+        ] {
+            let message = check(args).unwrap_err().to_string();
+            assert!(
+                message.contains("is the orders topic"),
+                "{args:?}: {message}"
+            );
+        }
     }
 }

@@ -156,10 +156,15 @@ pub struct InFlight {
 
 #[derive(Subcommand)]
 pub enum TopicCommand {
-    /// Create the topic (compacted, retained forever) if it does not exist, and verify it.
+    /// Create the topic (compacted, retained forever) if it does not exist, verify it, and
+    /// record its partition count in its registry (TOPIC.schemas): departments refuse a topic
+    /// whose count differs. Only Sales creates the topic; departments wait for it.
     Create {
+        /// Partitions, fixed for good: keys go to partitions by this count.
         #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
+        /// Replicas per partition (1 for the local single broker). From 3 on, writes need all
+        /// replicas but one in sync (min.insync.replicas).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         replication_factor: i32,
     },
@@ -176,20 +181,27 @@ pub fn parse_order_id(text: &str) -> Result<Uuid, SalesError> {
 }
 
 fn parse_status(text: &str) -> Result<OrderStatus, SalesError> {
-    crate::store::parse_status(text)
-        .ok_or_else(|| SalesError::InvalidOption(format!("unknown status {text:?}: expected placed, paid or cancelled")))
+    crate::store::parse_status(text).ok_or_else(|| {
+        SalesError::InvalidOption(format!(
+            "unknown status {text:?}: expected placed, paid or cancelled"
+        ))
+    })
 }
 
 fn parse_rate(text: &str) -> Result<f64, SalesError> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(SalesError::InvalidOption(format!("--rate must be a positive number of events per second, got {text:?}"))),
+        _ => Err(SalesError::InvalidOption(format!(
+            "--rate must be a positive number of events per second, got {text:?}"
+        ))),
     }
 }
 
 fn parse_start(text: &str) -> Result<i64, SalesError> {
     let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|error| SalesError::InvalidOption(format!("--start {text:?} is not RFC 3339: {error}")))?;
+        .map_err(|error| {
+            SalesError::InvalidOption(format!("--start {text:?} is not RFC 3339: {error}"))
+        })?;
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| SalesError::InvalidOption(format!("--start {text:?} is out of range")))
 }
@@ -204,9 +216,25 @@ mod tests {
 
     #[test]
     fn global_flags_go_before_or_after_the_subcommand() {
-        let cli = parse(&["--bootstrap-servers", "b:1", "--topic", "t", "--database-url", "x.db", "simulate", "--orders", "3"])
-            .unwrap();
-        assert_eq!((cli.kafka.bootstrap_servers.as_str(), cli.kafka.topic.as_str()), ("b:1", "t"));
+        let cli = parse(&[
+            "--bootstrap-servers",
+            "b:1",
+            "--topic",
+            "t",
+            "--database-url",
+            "x.db",
+            "simulate",
+            "--orders",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                cli.kafka.bootstrap_servers.as_str(),
+                cli.kafka.topic.as_str()
+            ),
+            ("b:1", "t")
+        );
         assert_eq!(cli.database_url, "x.db");
         let cli = parse(&["list", "--json", "--database-url", "y.db"]).unwrap();
         assert!(cli.json);
@@ -216,7 +244,17 @@ mod tests {
     #[test]
     fn bad_input_is_refused_by_the_parser() {
         for args in [
-            &["place", "--model", "Z", "--customer-name", "a", "--email", "a@b.c", "--address", "x"][..],
+            &[
+                "place",
+                "--model",
+                "Z",
+                "--customer-name",
+                "a",
+                "--email",
+                "a@b.c",
+                "--address",
+                "x",
+            ][..],
             &["pay", "not-a-uuid"],
             &["simulate", "--orders", "0"],
             &["simulate", "--orders", "5", "--rate", "0"],
@@ -230,6 +268,9 @@ mod tests {
 
     #[test]
     fn start_parses_rfc3339() {
-        assert_eq!(parse_start("2025-01-06T08:00:00Z").unwrap(), crate::simulate::DEFAULT_START_MS);
+        assert_eq!(
+            parse_start("2025-01-06T08:00:00Z").unwrap(),
+            crate::simulate::DEFAULT_START_MS
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use edison_common::kafka::{ensure_topic, topic_configs, KafkaArgs, TopicSpec, TopicStatus};
+use edison_common::kafka::{create, ensure_topic, record_contract, registry_topic, topic_configs, KafkaArgs, TopicSpec, TopicStatus};
 use edison_schemas::OrderStatus;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::cli::{Cli, InFlight, SalesCommand, TopicCommand};
 use crate::domain::{Amendment, NewOrder, OrderRecord};
-use crate::relay::{Relay, RelayOptions, RelayReport, RelayStop};
+use crate::relay::{self, Relay, RelayOptions, RelayReport, RelayStop};
 use crate::simulate::{simulate, SimulateOptions, SimulateReport};
 use crate::store::Store;
 
@@ -54,9 +54,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         SalesCommand::Erase { order_id } => ("erased", store.erase(order_id).await?),
         SalesCommand::Show { order_id } => return show(&store, order_id, json).await,
         SalesCommand::List { status, limit } => return list(&store, status, limit, json).await,
-        SalesCommand::Relay { follow, poll_ms, in_flight } => {
+        SalesCommand::Relay { follow: true, poll_ms, in_flight } => {
+            let published = relay::follow(&kafka, &relay_options(Some(&in_flight)), &store, Duration::from_millis(poll_ms)).await?;
+            println!("stopped after publishing {}", events(published));
+            return Ok(());
+        }
+        SalesCommand::Relay { follow: false, poll_ms, in_flight } => {
             let relay = Relay::new(&kafka, relay_options(Some(&in_flight)))?;
-            return run_relay(&store, &relay, follow, Duration::from_millis(poll_ms), json).await;
+            return run_relay(&store, &relay, Duration::from_millis(poll_ms), json).await;
         }
         SalesCommand::Simulate { orders, seed, rate, start, days, no_relay, in_flight } => {
             let options = SimulateOptions {
@@ -153,12 +158,7 @@ async fn list(store: &Store, status: Option<OrderStatus>, limit: u32, json: bool
     Ok(())
 }
 
-async fn run_relay(store: &Store, relay: &Relay, follow: bool, poll: Duration, json: bool) -> anyhow::Result<()> {
-    if follow {
-        let published = relay.follow(store, poll).await?;
-        println!("stopped after publishing {}", events(published));
-        return Ok(());
-    }
+async fn run_relay(store: &Store, relay: &Relay, poll: Duration, json: bool) -> anyhow::Result<()> {
     // A relay killed mid-drain leaves its lease until it expires; wait for it rather than fail.
     let report = loop {
         let report = relay.drain(store).await?;
@@ -207,12 +207,17 @@ async fn run_topic(kafka: &KafkaArgs, command: TopicCommand, json: bool) -> anyh
             let spec = TopicSpec::orders(topic, partitions).replicated(replication_factor);
             let status = ensure_topic(&config, &spec).await.with_context(|| format!("cannot create topic {topic}"))?;
             let created = status == TopicStatus::Created;
+            let contract = record_contract(kafka, &relay::writer_schemas()?).await.with_context(|| format!("cannot record the contract of topic {topic}"))?;
+            let shape = format!("{} partitions, replication factor {}", contract.partitions, contract.replication_factor);
             if json {
-                println!("{}", json!({ "topic": topic, "created": created }));
+                println!(
+                    "{}",
+                    json!({ "topic": topic, "created": created, "partitions": contract.partitions, "replication_factor": contract.replication_factor })
+                );
             } else if created {
-                println!("created topic {topic}: {partitions} partitions, replication factor {replication_factor}");
+                println!("created topic {topic}: {shape}, recorded in {}", registry_topic(topic));
             } else {
-                println!("topic {topic} already exists with the required configs");
+                println!("topic {topic} already exists with the required configs: {shape}");
             }
         }
         TopicCommand::Describe => {
@@ -255,7 +260,7 @@ struct PartitionDescription {
 
 async fn describe(kafka: &KafkaArgs) -> anyhow::Result<TopicDescription> {
     let config = kafka.client_config();
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer = create(&config)?;
     let topic = kafka.topic.clone();
     // Metadata and watermarks are blocking librdkafka calls.
     let partitions = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<PartitionDescription>> {

@@ -326,17 +326,20 @@ impl Store {
     }
 
     /// The oldest `limit` unpublished rows with ids up to `until`, in publishing order.
-    pub(crate) async fn unpublished(&self, until: i64, limit: usize) -> Result<Vec<OutboxRow>, SalesError> {
-        let rows = sqlx::query(
-            "SELECT id, order_id, payload FROM outbox \
-             WHERE id > (SELECT published_through FROM relay_progress WHERE name = $1) AND id <= $2 \
-             ORDER BY id LIMIT $3",
-        )
-        .bind(RELAY)
-        .bind(until)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.db.pool)
-        .await?;
+    #[cfg(test)]
+    async fn unpublished(&self, until: i64, limit: usize) -> Result<Vec<OutboxRow>, SalesError> {
+        self.outbox_rows(self.published_through().await?, until, limit).await
+    }
+
+    /// The oldest `limit` rows with ids in `(after, until]`, in publishing order. The relay reads
+    /// a chunk this way while the one before it commits, before the mark has moved past it.
+    pub(crate) async fn outbox_rows(&self, after: i64, until: i64, limit: usize) -> Result<Vec<OutboxRow>, SalesError> {
+        let rows = sqlx::query("SELECT id, order_id, payload FROM outbox WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3")
+            .bind(after)
+            .bind(until)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.db.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(OutboxRow {
@@ -379,7 +382,7 @@ impl Store {
         count(&row, "n")
     }
 
-    /// Takes or renews the relay lease for `holder` until `now + ttl_ms`; false if another live
+    /// Takes (or renews) the relay lease for `holder` until `now + ttl_ms`; false if another live
     /// holder has it.
     pub(crate) async fn acquire_lease(&self, holder: &str, now: i64, ttl_ms: i64) -> Result<bool, SalesError> {
         let result = sqlx::query(
@@ -393,6 +396,18 @@ impl Store {
         .bind(now)
         .execute(&self.db.pool)
         .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Extends the lease of `holder` until `now + ttl_ms`; false if another relay took it since
+    /// (after it expired), which means that relay fenced this one.
+    pub(crate) async fn renew_lease(&self, holder: &str, now: i64, ttl_ms: i64) -> Result<bool, SalesError> {
+        let result = sqlx::query("UPDATE relay_lease SET expires_at = $1 WHERE name = $2 AND holder = $3")
+            .bind(now + ttl_ms)
+            .bind(RELAY)
+            .bind(holder)
+            .execute(&self.db.pool)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -685,6 +700,9 @@ mod tests {
         assert!(!store.acquire_lease("b", 1200, 500).await.unwrap());
         assert!(store.acquire_lease("b", 1601, 500).await.unwrap(), "after expiry");
         store.release_lease("b").await.unwrap();
+        assert!(!store.renew_lease("a", 1650, 500).await.unwrap(), "a lost it to b: a was fenced");
         assert!(store.acquire_lease("a", 1700, 500).await.unwrap(), "after release");
+        assert!(store.renew_lease("a", 1800, 500).await.unwrap());
+        assert!(!store.acquire_lease("b", 2200, 500).await.unwrap(), "renewed until 2300");
     }
 }

@@ -85,13 +85,22 @@ fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-{}", uuid::Uuid::now_v7()))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
         .create()
         .unwrap();
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).unwrap();
     let mut assignment = TopicPartitionList::new();
     let mut remaining = HashMap::new();
     for partition in metadata.topics()[0].partitions() {
-        let (_, high) = consumer.fetch_watermarks(topic, partition.id(), TIMEOUT).unwrap();
+        // Right after the relay created the topic a partition's leader may still be moving in.
+        let deadline = Instant::now() + TIMEOUT;
+        let (_, high) = loop {
+            match consumer.fetch_watermarks(topic, partition.id(), TIMEOUT) {
+                Ok(marks) => break marks,
+                Err(error) if Instant::now() < deadline => eprintln!("watermarks of {topic}: {error}; asking again"),
+                Err(error) => panic!("watermarks of {topic}: {error}"),
+            }
+        };
         if high > 0 {
             remaining.insert(partition.id(), high);
             assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
@@ -102,16 +111,20 @@ fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
     let deadline = Instant::now() + TIMEOUT;
     while !remaining.is_empty() {
         assert!(Instant::now() < deadline, "timed out reading {topic}; still to read: {remaining:?}");
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let polled = consumer.poll(Duration::from_millis(200));
+        // Transaction markers take offsets but are never delivered: the position says when a
+        // partition is read to its end.
+        let position = consumer.position().unwrap();
+        remaining.retain(|partition, end| {
+            !matches!(position.find_partition(topic, *partition).map(|p| p.offset()), Some(Offset::Offset(at)) if at >= *end)
+        });
+        let Some(message) = polled else { continue };
         let message = message.unwrap();
         records.push(Record {
             partition: message.partition(),
             key: String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
             value: message.payload().map(<[u8]>::to_vec),
         });
-        if remaining.get(&message.partition()) == Some(&(message.offset() + 1)) {
-            remaining.remove(&message.partition());
-        }
     }
     records.sort_by_key(|r| r.partition); // stable: keeps offset order within a partition
     records
@@ -314,4 +327,80 @@ async fn rows_another_writer_commits_during_a_simulation_are_not_skipped(s: Scen
             assert!(on_topic.contains(&key), "outbox row {} ({key:?}) never reached the topic", entry.id);
         }
     }
+}
+
+/// Sends `signal` (e.g. `STOP`, `CONT`) to a child process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Two relays must never interleave: compaction keeps each key's highest offset, so an old
+/// state published after a newer one is what every replay would end on. Relay A stalls
+/// (SIGSTOP) in the middle of a large outbox, past its lease; newer events of the same orders
+/// are committed and relay B publishes them; then A wakes up. A must find itself fenced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_stalled_past_its_lease_is_fenced_and_every_key_ends_on_its_newest_state() {
+    let bootstrap = bootstrap();
+    let s = Scenario::new();
+    s.sales(&bootstrap, &["simulate", "--orders", "20000", "--seed", "12", "--no-relay"]).await.unwrap();
+    let store = s.store().await;
+    let total = store.outbox_counts().await.unwrap().total;
+
+    // Small transactions keep A busy for many of them; short timeouts keep its lease short
+    // (transaction timeout 2 s + 5 s), so B takes over soon after A stops.
+    let a = Command::new(env!("CARGO_BIN_EXE_sales"))
+        .args(["--bootstrap-servers", &bootstrap, "--topic", &s.topic, "--database-url", &s.url])
+        .args(["--delivery-timeout", "1", "-X", "transaction.timeout.ms=2000", "relay", "--concurrency", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while store.outbox_counts().await.unwrap().unpublished == total {
+        assert!(Instant::now() < deadline, "relay A published nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&a, "STOP");
+    let left = store.outbox_counts().await.unwrap().unpublished;
+    assert!(left > total / 2, "A was stopped early in the outbox: {left} of {total} left");
+
+    // Newer states of orders A has not published yet, and of some it has.
+    let mut amended = 0;
+    for order in store.list(None, 1_000_000).await.unwrap() {
+        if order.erased_at.is_some() || order.order.status == OrderStatus::Cancelled {
+            continue;
+        }
+        let address = Some(format!("{} Fencing Road", order.sequence));
+        store.amend(order.id, edison_sales::Amendment { address, model: None }).await.unwrap();
+        amended += 1;
+        if amended == 2000 {
+            break;
+        }
+    }
+    // B waits out A's lease (`sales relay` retries while another relay holds it), fences A and
+    // publishes everything.
+    s.sales(&bootstrap, &["relay"]).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().unpublished, 0);
+
+    signal(&a, "CONT");
+    let output = a.wait_with_output().unwrap();
+
+    // What every department reads (committed transactions only): per key, sequences never go
+    // back along the offsets, and the last record carries the order's newest state.
+    let orders = store.list(None, 1_000_000).await.unwrap();
+    let final_sequence = final_sequences(&orders);
+    let records = read_topic(&bootstrap, &s.topic);
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (key, sequence) in sequences(&records, &final_sequence) {
+        let previous = last.insert(key.clone(), sequence).unwrap_or(0);
+        assert!(sequence >= previous, "order {key}: sequence {sequence} committed after {previous}");
+    }
+    let stale = final_sequence.iter().filter(|(key, sequence)| last.get(*key) != Some(sequence)).count();
+    assert_eq!(stale, 0, "orders whose last record is not their newest state");
+    assert_eq!(last.len(), final_sequence.len());
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the fenced relay exited 0: {stderr}");
+    assert!(stderr.contains("fenced"), "no word of fencing: {stderr}");
 }

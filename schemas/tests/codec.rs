@@ -1,6 +1,8 @@
-use apache_avro::{GenericSingleObjectReader, Schema};
+use apache_avro::{GenericSingleObjectWriter, Schema};
 use edison_schemas::*;
 use serde::{Deserialize, Serialize};
+
+const HEADER: usize = 10;
 
 fn sample() -> OrderEvent {
     OrderEvent {
@@ -18,7 +20,10 @@ fn sample() -> OrderEvent {
             },
             model: CarModel::P,
             batteries: 2,
-            price: Money { amount_cents: 4_999_900, currency: "EUR".into() },
+            price: Money {
+                amount_cents: 4_999_900,
+                currency: "EUR".into(),
+            },
             status: OrderStatus::Paid,
             expected_delivery: 20_500,
             placed_at: 1_763_990_000_000,
@@ -37,15 +42,57 @@ fn round_trip() {
     assert_eq!(codec.decode(&bytes).unwrap(), sample());
 }
 
+/// The specification's CRC-64-AVRO fingerprints of our schemas, as Java's `SchemaNormalization`
+/// and fastavro compute them (fastavro 1.13.1 prints `8860d7025eefcf02`: the header's bytes).
+const V1_FINGERPRINT: u64 = 0x02cf_ef5e_02d7_6088;
+const V2_FINGERPRINT: u64 = 0xa1ed_9269_2948_d813;
+/// What apache-avro 0.22 computes for v1, and what our headers carried until they followed the
+/// specification.
+const V1_LEGACY_FINGERPRINT: u64 = 0x3aec_b045_100a_ef69;
+
 #[test]
-fn header_matches_the_avro_library_single_object_reader() {
-    // An independent reader: apache-avro's own single-object implementation must accept our bytes.
+fn the_header_carries_the_specification_fingerprint() {
+    let codec = Codec::new().unwrap();
+    let bytes = codec.encode(&sample()).unwrap();
+    assert_eq!(bytes[2..10], V1_FINGERPRINT.to_le_bytes());
+    assert_eq!(fingerprint(ORDER_EVENT_SCHEMA).unwrap(), V1_FINGERPRINT);
+    assert_eq!(fingerprint(V2).unwrap(), V2_FINGERPRINT);
+    assert_eq!(codec.writer_fingerprint(), V1_FINGERPRINT);
+    assert_eq!(fingerprint_of(&bytes), Some(V1_FINGERPRINT));
+}
+
+#[test]
+fn records_written_with_the_legacy_fingerprint_still_decode() {
+    // An independent writer: apache-avro's own single-object implementation, whose header
+    // carries its own fingerprint, as ours did before the fix.
     let schema = Schema::parse_str(ORDER_EVENT_SCHEMA).unwrap();
-    let bytes = Codec::new().unwrap().encode(&sample()).unwrap();
-    let reader = GenericSingleObjectReader::builder().schema(schema).build().unwrap();
-    let value = reader.read_value(&mut &bytes[..]).unwrap();
-    let decoded: OrderEvent = apache_avro::from_value(&value).unwrap();
-    assert_eq!(decoded, sample());
+    let mut writer = GenericSingleObjectWriter::new_with_capacity(&schema, 256).unwrap();
+    let mut bytes = Vec::new();
+    writer
+        .write_value(apache_avro::to_value(sample()).unwrap(), &mut bytes)
+        .unwrap();
+    assert_eq!(
+        fingerprint_of(&bytes),
+        Some(V1_LEGACY_FINGERPRINT),
+        "apache-avro's fingerprint changed"
+    );
+    let codec = Codec::new().unwrap();
+    assert!(codec.knows(V1_LEGACY_FINGERPRINT) && codec.knows(V1_FINGERPRINT));
+    assert_eq!(codec.decode(&bytes).unwrap(), sample());
+}
+
+#[test]
+fn fingerprint_of_reads_the_header_only() {
+    let mut bytes = Codec::new().unwrap().encode(&sample()).unwrap();
+    bytes.truncate(HEADER);
+    assert_eq!(
+        fingerprint_of(&bytes),
+        Some(V1_FINGERPRINT),
+        "no datum needed"
+    );
+    assert_eq!(fingerprint_of(&bytes[..HEADER - 1]), None);
+    bytes[1] = 0x02;
+    assert_eq!(fingerprint_of(&bytes), None);
 }
 
 #[test]
@@ -53,7 +100,10 @@ fn wrong_header_is_rejected() {
     let codec = Codec::new().unwrap();
     let mut bytes = codec.encode(&sample()).unwrap();
     bytes[0] = b'{';
-    assert!(matches!(codec.decode(&bytes), Err(DecodeError::BadMagic([b'{', 0x01]))));
+    assert!(matches!(
+        codec.decode(&bytes),
+        Err(DecodeError::BadMagic([b'{', 0x01]))
+    ));
     assert!(matches!(codec.decode(b"{}"), Err(DecodeError::TooShort(2))));
 }
 
@@ -62,7 +112,9 @@ fn truncated_payload_is_malformed_at_every_cut() {
     let codec = Codec::new().unwrap();
     let bytes = codec.encode(&sample()).unwrap();
     for cut in 10..bytes.len() {
-        let err = codec.decode(&bytes[..cut]).expect_err("truncated datum must not decode");
+        let err = codec
+            .decode(&bytes[..cut])
+            .expect_err("truncated datum must not decode");
         assert_eq!(err.kind(), "malformed", "cut at {cut}: {err}");
     }
 }
@@ -72,7 +124,10 @@ fn trailing_bytes_are_rejected() {
     let codec = Codec::new().unwrap();
     let mut bytes = codec.encode(&sample()).unwrap();
     bytes.push(0);
-    assert!(matches!(codec.decode(&bytes), Err(DecodeError::TrailingBytes(1))));
+    assert!(matches!(
+        codec.decode(&bytes),
+        Err(DecodeError::TrailingBytes(1))
+    ));
 }
 
 #[test]
@@ -84,6 +139,13 @@ fn unknown_fingerprint_is_rejected() {
         Err(DecodeError::UnknownSchema(id)) => assert_eq!(id, 0x0123_4567_89ab_cdef),
         other => panic!("expected UnknownSchema, got {other:?}"),
     }
+    bytes[2..10].copy_from_slice(&0xab_u64.to_le_bytes());
+    let err = codec.decode(&bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown writer schema fingerprint 00000000000000ab",
+        "16 hex digits"
+    );
 }
 
 #[test]
@@ -117,29 +179,119 @@ fn v1_data_reads_with_a_newer_reader_schema_through_resolution() {
     let v1_bytes = Codec::new().unwrap().encode(&sample()).unwrap();
     let v2_codec: Codec<OrderEventV2> = Codec::with_schemas(V2, KNOWN_SCHEMAS).unwrap();
     let decoded = v2_codec.decode(&v1_bytes).unwrap();
-    assert_eq!(decoded.sales_channel, "web", "the default fills the new field");
+    assert_eq!(
+        decoded.sales_channel, "web",
+        "the default fills the new field"
+    );
     assert_eq!(decoded.sequence, 2);
     assert_eq!(decoded.order, sample().order);
 }
 
+/// A v2 event as a v2 Sales writes it.
+fn v2_bytes(sales_channel: &str) -> Vec<u8> {
+    let v2_codec: Codec<OrderEventV2> = Codec::with_schemas(V2, KNOWN_SCHEMAS).unwrap();
+    let v1 = sample();
+    let v2 = OrderEventV2 {
+        event_id: v1.event_id,
+        event_type: v1.event_type,
+        sequence: v1.sequence,
+        occurred_at: v1.occurred_at,
+        order: v1.order,
+        sales_channel: sales_channel.into(),
+    };
+    let bytes = v2_codec.encode(&v2).unwrap();
+    assert_eq!(
+        v2_codec.decode(&bytes).unwrap().sales_channel,
+        sales_channel
+    );
+    bytes
+}
+
 #[test]
 fn new_writer_schema_is_unknown_to_an_old_reader() {
-    let v2_codec: Codec<OrderEventV2> = Codec::with_schemas(V2, KNOWN_SCHEMAS).unwrap();
-    let v1_bytes = Codec::new().unwrap().encode(&sample()).unwrap();
-    let mut v2_value = v2_codec.decode(&v1_bytes).unwrap();
-    v2_value.sales_channel = "showroom".into();
-    let v2_bytes = v2_codec.encode(&v2_value).unwrap();
-    assert_eq!(v2_codec.decode(&v2_bytes).unwrap().sales_channel, "showroom");
-    assert_eq!(Codec::new().unwrap().decode(&v2_bytes).unwrap_err().kind(), "unknown_schema");
+    let bytes = v2_bytes("showroom");
+    assert_eq!(fingerprint_of(&bytes), Some(V2_FINGERPRINT));
+    let codec = Codec::new().unwrap();
+    assert!(!codec.knows(V2_FINGERPRINT));
+    assert!(matches!(
+        codec.decode(&bytes),
+        Err(DecodeError::UnknownSchema(V2_FINGERPRINT))
+    ));
+}
+
+#[test]
+fn an_old_reader_that_registers_the_new_schema_decodes_its_records() {
+    let mut codec = Codec::new().unwrap();
+    assert_eq!(codec.register(V2).unwrap(), V2_FINGERPRINT);
+    assert!(codec.knows(V2_FINGERPRINT));
+    assert_eq!(
+        codec.decode(&v2_bytes("showroom")).unwrap(),
+        sample(),
+        "the new field is ignored"
+    );
+    assert_eq!(
+        codec.register(V2).unwrap(),
+        V2_FINGERPRINT,
+        "registering again changes nothing"
+    );
+    assert_eq!(
+        codec.register(ORDER_EVENT_SCHEMA).unwrap(),
+        V1_FINGERPRINT,
+        "the built-in schema is known"
+    );
+    assert_eq!(
+        codec.decode(&codec.encode(&sample()).unwrap()).unwrap(),
+        sample(),
+        "v1 still decodes"
+    );
+}
+
+#[test]
+fn a_schema_the_reader_cannot_resolve_is_refused_at_registration() {
+    let mut codec = Codec::new().unwrap();
+    let string_sequence = ORDER_EVENT_SCHEMA.replace(
+        r#""name": "sequence", "type": "long""#,
+        r#""name": "sequence", "type": "string""#,
+    );
+    assert_ne!(string_sequence, ORDER_EVENT_SCHEMA);
+    let id = fingerprint(&string_sequence).unwrap();
+    match codec.register(&string_sequence) {
+        Err(SchemaError::Incompatible { fingerprint, .. }) => assert_eq!(fingerprint, id),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    // CarModel has no default, so a reader cannot map a symbol it lacks.
+    let new_model = ORDER_EVENT_SCHEMA.replace(r#""MODEL_H"]"#, r#""MODEL_H", "MODEL_X"]"#);
+    assert_ne!(new_model, ORDER_EVENT_SCHEMA);
+    assert!(matches!(
+        codec.register(&new_model),
+        Err(SchemaError::PartlyCompatible(_))
+    ));
+    assert!(matches!(
+        codec.register("{not json"),
+        Err(SchemaError::Json(_))
+    ));
+    assert!(matches!(
+        codec.register(r#"{"type": "record", "name": "OrderEvent"}"#),
+        Err(SchemaError::Parse(_))
+    ));
+    assert!(!codec.knows(id), "nothing was registered");
 }
 
 #[test]
 fn every_schema_file_is_known() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/avro");
     let files = std::fs::read_dir(dir).unwrap().filter(|e| {
-        e.as_ref().unwrap().path().extension().is_some_and(|x| x == "avsc")
+        e.as_ref()
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "avsc")
     });
-    assert_eq!(files.count(), KNOWN_SCHEMAS.len(), "list every file of {dir} in KNOWN_SCHEMAS");
+    assert_eq!(
+        files.count(),
+        KNOWN_SCHEMAS.len(),
+        "list every file of {dir} in KNOWN_SCHEMAS"
+    );
 }
 
 #[test]
@@ -158,12 +310,21 @@ fn money_is_grouped_integer_cents() {
     assert_eq!(Money::format(99_999, "USD"), "USD 999.99");
     assert_eq!(Money::format(100_000, "EUR"), "EUR 1,000.00");
     assert_eq!(Money::format(-123_456_789, "EUR"), "EUR -1,234,567.89");
-    assert_eq!(Money::format(i64::MIN, "EUR"), "EUR -92,233,720,368,547,758.08");
-    assert_eq!(Money::format(i64::MAX, "EUR"), "EUR 92,233,720,368,547,758.07");
+    assert_eq!(
+        Money::format(i64::MIN, "EUR"),
+        "EUR -92,233,720,368,547,758.08"
+    );
+    assert_eq!(
+        Money::format(i64::MAX, "EUR"),
+        "EUR 92,233,720,368,547,758.07"
+    );
 }
 
 #[test]
 fn money_displays_padded_like_a_string() {
-    let price = Money { amount_cents: 4_590_000, currency: "EUR".into() };
+    let price = Money {
+        amount_cents: 4_590_000,
+        currency: "EUR".into(),
+    };
     assert_eq!(format!("[{price:>16}]"), "[   EUR 45,900.00]");
 }

@@ -6,7 +6,12 @@ use rdkafka::ClientConfig;
 #[derive(clap::Args, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092", global = true)]
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
     pub bootstrap_servers: String,
 
     /// The order events topic.
@@ -47,7 +52,9 @@ impl KafkaArgs {
     }
 
     /// A group consumer that stores offsets only when told to (`enable.auto.offset.store=false`)
-    /// and commits the stored ones in the background, and on revoke and shutdown.
+    /// and commits the stored ones in the background, and on revoke and shutdown. It reads only
+    /// committed transactions (librdkafka's default, stated because the relay's fencing rests on
+    /// it): a chunk that a fenced relay sent is aborted, and never seen.
     pub fn consumer_config(&self, group_id: &str) -> ClientConfig {
         let mut config = self.base();
         config
@@ -56,13 +63,20 @@ impl KafkaArgs {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "false");
         self.with_overrides(config)
     }
 
     fn base(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
+        // Only `sales topic create` creates topics, explicitly. A broker with
+        // `auto.create.topics.enable=true` (Kafka's default) would otherwise create a mistyped
+        // `--topic` on a metadata request or produce from a producer-type client (admin clients
+        // are, and librdkafka lets producers auto-create by default).
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("allow.auto.create.topics", "false");
         config
     }
 
@@ -77,7 +91,11 @@ impl KafkaArgs {
 /// Shows override keys but never their values: `-X` carries credentials.
 impl fmt::Debug for KafkaArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self.overrides.iter().map(|(k, _)| format!("{k}=***")).collect();
+        let keys: Vec<String> = self
+            .overrides
+            .iter()
+            .map(|(k, _)| format!("{k}=***"))
+            .collect();
         f.debug_struct("KafkaArgs")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("topic", &self.topic)
@@ -94,7 +112,10 @@ mod tests {
         KafkaArgs {
             bootstrap_servers: "127.0.0.1:9092".into(),
             topic: "orders".into(),
-            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -110,6 +131,19 @@ mod tests {
         let config = args(&[]).consumer_config("warehouse");
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.id"), Some("warehouse"));
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+    }
+
+    #[test]
+    fn no_client_asks_the_broker_to_create_a_topic() {
+        let args = args(&[]);
+        for config in [
+            args.client_config(),
+            args.producer_config(),
+            args.consumer_config("g"),
+        ] {
+            assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
+        }
     }
 
     #[test]

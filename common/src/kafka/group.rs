@@ -10,6 +10,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use super::client::create;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One member of a consumer group.
@@ -21,15 +23,21 @@ pub struct GroupMember {
 
 /// The group's state (`Empty`, `Stable`, `PreparingRebalance`, ..., or `Dead` when unknown to
 /// the broker) and its active members.
-pub fn describe_group(config: &ClientConfig, group: &str) -> KafkaResult<(String, Vec<GroupMember>)> {
-    let consumer: BaseConsumer = config.create()?;
+pub fn describe_group(
+    config: &ClientConfig,
+    group: &str,
+) -> KafkaResult<(String, Vec<GroupMember>)> {
+    let consumer: BaseConsumer = create(config)?;
     let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
     Ok(match list.groups().first() {
         Some(info) => (
             info.state().to_owned(),
             info.members()
                 .iter()
-                .map(|m| GroupMember { client_id: m.client_id().to_owned(), host: m.client_host().to_owned() })
+                .map(|m| GroupMember {
+                    client_id: m.client_id().to_owned(),
+                    host: m.client_host().to_owned(),
+                })
                 .collect(),
         ),
         None => ("Dead".to_owned(), Vec::new()),
@@ -46,7 +54,10 @@ pub struct Watermarks {
 
 /// Every partition of `topic` with its watermarks, by partition; none if the topic does not
 /// exist.
-pub fn watermarks<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &str) -> KafkaResult<Vec<Watermarks>> {
+pub fn watermarks<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+) -> KafkaResult<Vec<Watermarks>> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let mut marks = metadata
         .topics()
@@ -54,7 +65,11 @@ pub fn watermarks<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &str) 
         .flat_map(|t| t.partitions())
         .map(|p| {
             let (low, high) = consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?;
-            Ok(Watermarks { partition: p.id(), low, high })
+            Ok(Watermarks {
+                partition: p.id(),
+                low,
+                high,
+            })
         })
         .collect::<KafkaResult<Vec<_>>>()?;
     marks.sort_by_key(|w| w.partition);
@@ -63,7 +78,11 @@ pub fn watermarks<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &str) 
 
 /// The group's committed offsets on `topic` (partition → next offset); partitions without a
 /// commit are absent.
-pub fn committed_offsets(config: &ClientConfig, group: &str, topic: &str) -> KafkaResult<HashMap<i32, i64>> {
+pub fn committed_offsets(
+    config: &ClientConfig,
+    group: &str,
+    topic: &str,
+) -> KafkaResult<HashMap<i32, i64>> {
     let consumer: BaseConsumer = group_client(config, group)?;
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let mut query = TopicPartitionList::new();
@@ -86,7 +105,12 @@ pub fn offsets_of(list: &TopicPartitionList) -> HashMap<i32, i64> {
 
 /// Commits `offsets` (partition → next offset) for a group that has no active members; the
 /// broker refuses commits from outside a live group.
-pub fn commit_offsets(config: &ClientConfig, group: &str, topic: &str, offsets: &HashMap<i32, i64>) -> KafkaResult<()> {
+pub fn commit_offsets(
+    config: &ClientConfig,
+    group: &str,
+    topic: &str,
+    offsets: &HashMap<i32, i64>,
+) -> KafkaResult<()> {
     let consumer: BaseConsumer = group_client(config, group)?;
     let mut list = TopicPartitionList::new();
     for (&partition, &offset) in offsets {
@@ -97,7 +121,7 @@ pub fn commit_offsets(config: &ClientConfig, group: &str, topic: &str, offsets: 
 
 /// Deletes an empty group and its committed offsets.
 pub async fn delete_group(config: &ClientConfig, group: &str) -> KafkaResult<()> {
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let admin: AdminClient<DefaultClientContext> = create(config)?;
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
     for result in admin.delete_groups(&[group], &options).await? {
         result.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
@@ -107,6 +131,8 @@ pub async fn delete_group(config: &ClientConfig, group: &str) -> KafkaResult<()>
 
 fn group_client(config: &ClientConfig, group: &str) -> KafkaResult<BaseConsumer> {
     let mut config = config.clone();
-    config.set("group.id", group).set("enable.auto.commit", "false");
-    config.create()
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    create(&config)
 }

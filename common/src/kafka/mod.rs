@@ -1,12 +1,22 @@
-//! Kafka: the connection flags every binary takes, the client configs built from them, and the
-//! topics the pipeline owns.
+//! Kafka: the connection flags every binary takes, the client configs built from them, the
+//! clients made from those, and the topics the pipeline owns.
 
 mod args;
+mod client;
 mod group;
+pub mod registry;
 mod topic;
 
 pub use args::{parse_override, KafkaArgs};
+pub use client::{create, create_with_context};
 pub use group::{
-    commit_offsets, committed_offsets, delete_group, describe_group, offsets_of, watermarks, GroupMember, Watermarks,
+    commit_offsets, committed_offsets, delete_group, describe_group, offsets_of, watermarks,
+    GroupMember, Watermarks,
 };
-pub use topic::{ensure_topic, topic_configs, TopicError, TopicSpec, TopicStatus};
+pub use registry::{
+    publish_registry, read_registry, registry_topic, schema_key, Contract, Registry, CONTRACT_KEY,
+};
+pub use topic::{
+    await_orders_topic, ensure_topic, record_contract, topic_configs, TopicError, TopicSpec,
+    TopicStatus,
+};

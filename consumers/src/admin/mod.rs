@@ -33,7 +33,10 @@ pub fn partition_lag(low: i64, high: i64, committed: Option<i64>) -> i64 {
 }
 
 /// The group's lag summed over `watermarks` (partition, low, high).
-pub fn total_lag(watermarks: impl IntoIterator<Item = (i32, i64, i64)>, committed: &HashMap<i32, i64>) -> i64 {
+pub fn total_lag(
+    watermarks: impl IntoIterator<Item = (i32, i64, i64)>,
+    committed: &HashMap<i32, i64>,
+) -> i64 {
     watermarks
         .into_iter()
         .map(|(partition, low, high)| partition_lag(low, high, committed.get(&partition).copied()))
@@ -41,30 +44,44 @@ pub fn total_lag(watermarks: impl IntoIterator<Item = (i32, i64, i64)>, committe
 }
 
 /// The group's state and active members.
-async fn group_state(config: &ClientConfig, group: &str) -> anyhow::Result<(String, Vec<GroupMember>)> {
+async fn group_state(
+    config: &ClientConfig,
+    group: &str,
+) -> anyhow::Result<(String, Vec<GroupMember>)> {
     let (config, group) = (config.clone(), group.to_owned());
-    blocking(move || describe_group(&config, &group)).await.context("cannot describe the consumer group")
+    blocking(move || describe_group(&config, &group))
+        .await
+        .context("cannot describe the consumer group")
 }
 
 /// The group's committed offsets on `topic`, partition → next offset.
-async fn group_offsets(config: &ClientConfig, group: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
+async fn group_offsets(
+    config: &ClientConfig,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<HashMap<i32, i64>> {
     let (config, group, topic) = (config.clone(), group.to_owned(), topic.to_owned());
-    blocking(move || committed_offsets(&config, &group, &topic)).await.context("cannot read the group's committed offsets")
+    blocking(move || committed_offsets(&config, &group, &topic))
+        .await
+        .context("cannot read the group's committed offsets")
 }
 
 /// Every partition's watermarks, off the async threads.
 async fn watermarks(config: &ClientConfig, topic: &str) -> anyhow::Result<Vec<Watermarks>> {
     let (config, topic) = (config.clone(), topic.to_owned());
     blocking(move || {
-        let consumer: BaseConsumer = config.create()?;
-        edison_common::kafka::watermarks(&consumer, &topic).context("cannot read the topic's watermarks")
+        let consumer: BaseConsumer = edison_common::kafka::create(&config)?;
+        edison_common::kafka::watermarks(&consumer, &topic)
+            .context("cannot read the topic's watermarks")
     })
     .await
 }
 
 /// Runs a blocking librdkafka call off the async threads.
 async fn blocking<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(call).await.expect("a broker call panicked")
+    tokio::task::spawn_blocking(call)
+        .await
+        .expect("a broker call panicked")
 }
 
 #[cfg(test)]
@@ -78,6 +95,9 @@ mod tests {
         assert_eq!(partition_lag(0, 0, None), 0);
         assert_eq!(partition_lag(0, 10, Some(12)), 0, "never negative");
         let committed = HashMap::from([(0, 100), (2, 7)]);
-        assert_eq!(total_lag([(0, 0, 120), (1, 0, 30), (2, 0, 7)], &committed), 50);
+        assert_eq!(
+            total_lag([(0, 0, 120), (1, 0, 30), (2, 0, 7)], &committed),
+            50
+        );
     }
 }

@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use edison_common::db::redact;
-use edison_common::kafka::{commit_offsets, GroupMember};
+use edison_common::kafka::{commit_offsets, create, GroupMember};
 
 use super::{blocking, group_offsets, group_state, watermarks, Watermarks, TIMEOUT};
 use crate::cli::SharedArgs;
@@ -92,17 +92,26 @@ impl ResetArgs {
 /// `OFFSET` or `PARTITION:OFFSET[,PARTITION:OFFSET...]`.
 pub fn parse_offsets(text: &str) -> Result<ExplicitOffsets, String> {
     let number = |s: &str, what: &str| {
-        s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| format!("{what} {s:?} is not a number >= 0"))
+        s.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("{what} {s:?} is not a number >= 0"))
     };
     if !text.contains(':') {
         return number(text, "offset").map(ExplicitOffsets::All);
     }
     let mut offsets = BTreeMap::new();
     for pair in text.split(',') {
-        let (partition, offset) =
-            pair.split_once(':').ok_or_else(|| format!("expected PARTITION:OFFSET, got {pair:?}"))?;
-        let partition = i32::try_from(number(partition, "partition")?).map_err(|_| format!("partition {partition:?} is too large"))?;
-        if offsets.insert(partition, number(offset, "offset")?).is_some() {
+        let (partition, offset) = pair
+            .split_once(':')
+            .ok_or_else(|| format!("expected PARTITION:OFFSET, got {pair:?}"))?;
+        let partition = i32::try_from(number(partition, "partition")?)
+            .map_err(|_| format!("partition {partition:?} is too large"))?;
+        if offsets
+            .insert(partition, number(offset, "offset")?)
+            .is_some()
+        {
             return Err(format!("partition {partition} is named twice"));
         }
     }
@@ -156,28 +165,44 @@ pub fn plan_moves(
         _ => None,
     };
     if let Target::Offsets(ExplicitOffsets::Partitions(offsets)) = target {
-        if let Some(unknown) = offsets.keys().find(|p| !marks.iter().any(|w| w.partition == **p)) {
+        if let Some(unknown) = offsets
+            .keys()
+            .find(|p| !marks.iter().any(|w| w.partition == **p))
+        {
             let last = marks.iter().map(|w| w.partition).max().unwrap_or(-1);
-            return Err(format!("partition {unknown} does not exist (the topic has partitions 0 to {last})"));
+            return Err(format!(
+                "partition {unknown} does not exist (the topic has partitions 0 to {last})"
+            ));
         }
     }
     let mut moves = Vec::new();
     for w in marks {
         let target = match target {
             Target::Earliest => w.low,
-            Target::Datetime(_) => by_time.get(&w.partition).copied().flatten().unwrap_or(w.high).clamp(w.low, w.high),
+            Target::Datetime(_) => by_time
+                .get(&w.partition)
+                .copied()
+                .flatten()
+                .unwrap_or(w.high)
+                .clamp(w.low, w.high),
             Target::Offsets(_) => match explicit(w.partition) {
                 Some(offset) if (w.low..=w.high).contains(&offset) => offset,
                 Some(offset) => {
                     return Err(format!(
-                        "offset {offset} is outside partition {}'s log: from {} to {} (its log end)",
-                        w.partition, w.low, w.high
-                    ))
+                    "offset {offset} is outside partition {}'s log: from {} to {} (its log end)",
+                    w.partition, w.low, w.high
+                ))
                 }
                 None => continue,
             },
         };
-        moves.push(Move { partition: w.partition, low: w.low, high: w.high, current: committed.get(&w.partition).copied(), target });
+        moves.push(Move {
+            partition: w.partition,
+            low: w.low,
+            high: w.high,
+            current: committed.get(&w.partition).copied(),
+            target,
+        });
     }
     Ok(moves)
 }
@@ -200,12 +225,23 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
     let mut out = String::new();
     let to = match plan.target {
         Target::Earliest => "to the earliest offsets".to_owned(),
-        Target::Datetime(ms) => format!("to the first offsets at or after {}", super::status::format_time(*ms)),
+        Target::Datetime(ms) => format!(
+            "to the first offsets at or after {}",
+            super::status::format_time(*ms)
+        ),
         Target::Offsets(_) => "to explicit offsets".to_owned(),
     };
     let mode = if plan.execute { "" } else { " (DRY RUN)" };
-    let _ = writeln!(out, "{}: reset group {} on topic {} {to}{mode}", plan.department, plan.group, plan.topic);
-    let _ = writeln!(out, "{:>9} {:>12} {:>12} {:>12} {:>10} {:>10}", "PARTITION", "CURRENT", "TARGET", "LOG-END", "REPLAY", "TO-CONSUME");
+    let _ = writeln!(
+        out,
+        "{}: reset group {} on topic {} {to}{mode}",
+        plan.department, plan.group, plan.topic
+    );
+    let _ = writeln!(
+        out,
+        "{:>9} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "PARTITION", "CURRENT", "TARGET", "LOG-END", "REPLAY", "TO-CONSUME"
+    );
     for m in plan.moves {
         let current = m.current.map_or("-".to_owned(), |c| c.to_string());
         let _ = writeln!(
@@ -218,8 +254,16 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
             m.to_consume()
         );
     }
-    let (replay, consume): (i64, i64) = plan.moves.iter().map(|m| (m.replay(), m.to_consume())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let _ = writeln!(out, "{:>9} {:>12} {:>12} {:>12} {replay:>10} {consume:>10}", "TOTAL", "", "", "");
+    let (replay, consume): (i64, i64) = plan
+        .moves
+        .iter()
+        .map(|m| (m.replay(), m.to_consume()))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let _ = writeln!(
+        out,
+        "{:>9} {:>12} {:>12} {:>12} {replay:>10} {consume:>10}",
+        "TOTAL", "", "", ""
+    );
     if plan.moves.is_empty() {
         out.push_str("No partition to move.\n");
     }
@@ -232,7 +276,11 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
         );
     }
     if let Some((tables, database)) = &plan.clears {
-        let verb = if plan.execute { "Also empties" } else { "--execute also empties" };
+        let verb = if plan.execute {
+            "Also empties"
+        } else {
+            "--execute also empties"
+        };
         let _ = writeln!(
             out,
             "{verb}, in one transaction after moving the offsets: {} and the {} rows of topic {} in {database}.",
@@ -244,7 +292,11 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
         out.push_str("The projection is kept: events applied again change nothing.\n");
     }
     if !plan.members.is_empty() {
-        let _ = writeln!(out, "The group has active members ({}): a reset is refused until they stop.", member_list(plan.members));
+        let _ = writeln!(
+            out,
+            "The group has active members ({}): a reset is refused until they stop.",
+            member_list(plan.members)
+        );
     }
     if !plan.execute {
         out.push_str("Nothing changed. Run again with --execute to do it.\n");
@@ -253,19 +305,25 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
 }
 
 fn member_list(members: &[GroupMember]) -> String {
-    members.iter().map(|m| format!("{}@{}", m.client_id, m.host)).collect::<Vec<_>>().join(", ")
+    members
+        .iter()
+        .map(|m| format!("{}@{}", m.client_id, m.host))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Plans the reset, prints the plan, and with `--execute` carries it out.
-pub async fn reset_offsets<P: Projection>(projection: &P, shared: &SharedArgs, args: &ResetArgs) -> anyhow::Result<()> {
+pub async fn reset_offsets<P: Projection>(
+    projection: &P,
+    shared: &SharedArgs,
+    args: &ResetArgs,
+) -> anyhow::Result<()> {
+    shared.require_topic().await?;
     let config = shared.kafka.client_config();
     let (group, topic) = (shared.group_id::<P>(), shared.kafka.topic.clone());
     let target = args.target();
     let (state, members) = group_state(&config, &group).await?;
     let marks = watermarks(&config, &topic).await?;
-    if marks.is_empty() {
-        bail!("the topic {topic} does not exist");
-    }
     let committed = group_offsets(&config, &group, &topic).await?;
     let by_time = match target {
         Target::Datetime(at) => {
@@ -275,7 +333,8 @@ pub async fn reset_offsets<P: Projection>(projection: &P, shared: &SharedArgs, a
         _ => HashMap::new(),
     };
     let moves = plan_moves(&target, &marks, &committed, &by_time).map_err(anyhow::Error::msg)?;
-    let clears = (target == Target::Earliest).then(|| (P::TABLES, redact(&shared.database_url::<P>())));
+    let clears =
+        (target == Target::Earliest).then(|| (P::TABLES, redact(&shared.database_url::<P>())));
     let plan = Plan {
         department: P::NAME,
         group: &group,
@@ -299,19 +358,33 @@ pub async fn reset_offsets<P: Projection>(projection: &P, shared: &SharedArgs, a
     // were would skip, for good, every row of the events before them.
     let targets: HashMap<i32, i64> = moves.iter().map(|m| (m.partition, m.target)).collect();
     {
-        let (config, group, topic, targets) = (config.clone(), group.clone(), topic.clone(), targets.clone());
+        let (config, group, topic, targets) = (
+            config.clone(),
+            group.clone(),
+            topic.clone(),
+            targets.clone(),
+        );
         blocking(move || commit_offsets(&config, &group, &topic, &targets))
     }
     .await
     .with_context(|| format!("cannot commit offsets for the group {group}; nothing changed"))?;
     let now = group_offsets(&config, &group, &topic).await?;
-    if let Some(m) = moves.iter().find(|m| now.get(&m.partition) != Some(&m.target)) {
-        bail!("partition {} of group {group} is at {:?} instead of {} after the commit", m.partition, now.get(&m.partition), m.target);
+    if let Some(m) = moves
+        .iter()
+        .find(|m| now.get(&m.partition) != Some(&m.target))
+    {
+        bail!(
+            "partition {} of group {group} is at {:?} instead of {} after the commit",
+            m.partition,
+            now.get(&m.partition),
+            m.target
+        );
     }
     println!("Committed {} partition(s) of group {group}.", moves.len());
 
     if target == Target::Earliest {
-        let emptied = empty_projection(projection, shared, &config, &group, &topic, &targets).await?;
+        let emptied =
+            empty_projection(projection, shared, &config, &group, &topic, &targets).await?;
         println!("Emptied {emptied}; the next run rebuilds the projection from zero.");
     }
     Ok(())
@@ -328,21 +401,34 @@ async fn empty_projection<P: Projection>(
     topic: &str,
     targets: &HashMap<i32, i64>,
 ) -> anyhow::Result<String> {
-    let unfinished = "the offsets are reset but the projection is not emptied; run the same reset again";
+    let unfinished =
+        "the offsets are reset but the projection is not emptied; run the same reset again";
     let db = shared.connect(projection).await.context(unfinished)?;
-    checkpoint::ensure_table(&db.pool).await.context(unfinished)?;
+    checkpoint::ensure_table(&db.pool)
+        .await
+        .context(unfinished)?;
     let mut tx = db.pool.begin().await.context(unfinished)?;
     let mut emptied = Vec::new();
     for table in P::TABLES {
-        let deleted = sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await.context(unfinished)?;
+        let deleted = sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await
+            .context(unfinished)?;
         emptied.push(format!("{table} ({} rows)", deleted.rows_affected()));
     }
-    let deleted = sqlx::query(&format!("DELETE FROM {} WHERE topic = $1", checkpoint::TABLE))
-        .bind(topic)
-        .execute(&mut *tx)
-        .await
-        .context(unfinished)?;
-    emptied.push(format!("{} of topic {topic} ({} rows)", checkpoint::TABLE, deleted.rows_affected()));
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM {} WHERE topic = $1",
+        checkpoint::TABLE
+    ))
+    .bind(topic)
+    .execute(&mut *tx)
+    .await
+    .context(unfinished)?;
+    emptied.push(format!(
+        "{} of topic {topic} ({} rows)",
+        checkpoint::TABLE,
+        deleted.rows_affected()
+    ));
 
     let (state, members) = group_state(config, group).await?;
     let now = group_offsets(config, group, topic).await?;
@@ -376,13 +462,20 @@ fn refuse_if_active(group: &str, state: &str, members: &[GroupMember]) -> anyhow
 }
 
 /// The first offset at or after `at` (ms) per partition; `None` where no record is that late.
-fn offsets_for_time(config: &ClientConfig, topic: &str, marks: &[Watermarks], at: i64) -> anyhow::Result<HashMap<i32, Option<i64>>> {
-    let consumer: BaseConsumer = config.create()?;
+fn offsets_for_time(
+    config: &ClientConfig,
+    topic: &str,
+    marks: &[Watermarks],
+    at: i64,
+) -> anyhow::Result<HashMap<i32, Option<i64>>> {
+    let consumer: BaseConsumer = create(config)?;
     let mut query = TopicPartitionList::new();
     for w in marks {
         query.add_partition_offset(topic, w.partition, Offset::Offset(at))?;
     }
-    let found = consumer.offsets_for_times(query, TIMEOUT).context("cannot look offsets up by time")?;
+    let found = consumer
+        .offsets_for_times(query, TIMEOUT)
+        .context("cannot look offsets up by time")?;
     Ok(found
         .elements()
         .iter()
@@ -398,14 +491,30 @@ mod tests {
     use super::*;
 
     fn marks() -> Vec<Watermarks> {
-        vec![Watermarks { partition: 0, low: 0, high: 130 }, Watermarks { partition: 1, low: 5, high: 10 }]
+        vec![
+            Watermarks {
+                partition: 0,
+                low: 0,
+                high: 130,
+            },
+            Watermarks {
+                partition: 1,
+                low: 5,
+                high: 10,
+            },
+        ]
     }
-
 
     #[test]
     fn explicit_offsets_are_one_for_all_or_per_partition() {
         assert_eq!(parse_offsets("42"), Ok(ExplicitOffsets::All(42)));
-        assert_eq!(parse_offsets("0:10, 2:0"), Ok(ExplicitOffsets::Partitions(BTreeMap::from([(0, 10), (2, 0)]))));
+        assert_eq!(
+            parse_offsets("0:10, 2:0"),
+            Ok(ExplicitOffsets::Partitions(BTreeMap::from([
+                (0, 10),
+                (2, 0)
+            ])))
+        );
         assert!(parse_offsets("-1").is_err());
         assert!(parse_offsets("0:1,0:2").unwrap_err().contains("twice"));
         assert!(parse_offsets("0:1,x").is_err());
@@ -419,12 +528,31 @@ mod tests {
         assert_eq!(
             moves,
             [
-                Move { partition: 0, low: 0, high: 130, current: Some(120), target: 0 },
-                Move { partition: 1, low: 5, high: 10, current: None, target: 5 },
+                Move {
+                    partition: 0,
+                    low: 0,
+                    high: 130,
+                    current: Some(120),
+                    target: 0
+                },
+                Move {
+                    partition: 1,
+                    low: 5,
+                    high: 10,
+                    current: None,
+                    target: 5
+                },
             ]
         );
-        assert_eq!((moves[0].replay(), moves[0].to_consume(), moves[0].skip()), (120, 130, 0));
-        assert_eq!((moves[1].replay(), moves[1].to_consume(), moves[1].skip()), (0, 5, 0), "no commit: starts at the log start anyway");
+        assert_eq!(
+            (moves[0].replay(), moves[0].to_consume(), moves[0].skip()),
+            (120, 130, 0)
+        );
+        assert_eq!(
+            (moves[1].replay(), moves[1].to_consume(), moves[1].skip()),
+            (0, 5, 0),
+            "no commit: starts at the log start anyway"
+        );
     }
 
     #[test]
@@ -432,7 +560,10 @@ mod tests {
         let by_time = HashMap::from([(0, Some(100)), (1, None)]);
         let committed = HashMap::from([(0, 130), (1, 10)]);
         let moves = plan_moves(&Target::Datetime(0), &marks(), &committed, &by_time).unwrap();
-        assert_eq!(moves.iter().map(|m| m.target).collect::<Vec<_>>(), [100, 10]);
+        assert_eq!(
+            moves.iter().map(|m| m.target).collect::<Vec<_>>(),
+            [100, 10]
+        );
         assert_eq!(moves.iter().map(Move::replay).collect::<Vec<_>>(), [30, 0]);
     }
 
@@ -441,22 +572,53 @@ mod tests {
         let committed = HashMap::from([(0, 20), (1, 6)]);
         let some = Target::Offsets(ExplicitOffsets::Partitions(BTreeMap::from([(0, 50)])));
         let moves = plan_moves(&some, &marks(), &committed, &HashMap::new()).unwrap();
-        assert_eq!(moves, [Move { partition: 0, low: 0, high: 130, current: Some(20), target: 50 }]);
+        assert_eq!(
+            moves,
+            [Move {
+                partition: 0,
+                low: 0,
+                high: 130,
+                current: Some(20),
+                target: 50
+            }]
+        );
         assert_eq!(moves[0].skip(), 30);
         let all = Target::Offsets(ExplicitOffsets::All(7));
-        assert_eq!(plan_moves(&all, &marks(), &committed, &HashMap::new()).unwrap().len(), 2);
+        assert_eq!(
+            plan_moves(&all, &marks(), &committed, &HashMap::new())
+                .unwrap()
+                .len(),
+            2
+        );
         let past_end = Target::Offsets(ExplicitOffsets::All(131));
-        assert!(plan_moves(&past_end, &marks(), &committed, &HashMap::new()).unwrap_err().contains("outside partition 0"));
+        assert!(plan_moves(&past_end, &marks(), &committed, &HashMap::new())
+            .unwrap_err()
+            .contains("outside partition 0"));
         let before_start = Target::Offsets(ExplicitOffsets::Partitions(BTreeMap::from([(1, 4)])));
-        assert!(plan_moves(&before_start, &marks(), &committed, &HashMap::new()).unwrap_err().contains("from 5 to 10"));
+        assert!(
+            plan_moves(&before_start, &marks(), &committed, &HashMap::new())
+                .unwrap_err()
+                .contains("from 5 to 10")
+        );
         let unknown = Target::Offsets(ExplicitOffsets::Partitions(BTreeMap::from([(9, 0)])));
-        assert!(plan_moves(&unknown, &marks(), &committed, &HashMap::new()).unwrap_err().contains("partitions 0 to 1"));
+        assert!(plan_moves(&unknown, &marks(), &committed, &HashMap::new())
+            .unwrap_err()
+            .contains("partitions 0 to 1"));
     }
 
     #[test]
     fn a_dry_run_plan_shows_every_partition_what_is_emptied_and_how_to_execute() {
-        let moves = plan_moves(&Target::Earliest, &marks(), &HashMap::from([(0, 120)]), &HashMap::new()).unwrap();
-        let members = [GroupMember { client_id: "rdkafka".into(), host: "/127.0.0.1".into() }];
+        let moves = plan_moves(
+            &Target::Earliest,
+            &marks(),
+            &HashMap::from([(0, 120)]),
+            &HashMap::new(),
+        )
+        .unwrap();
+        let members = [GroupMember {
+            client_id: "rdkafka".into(),
+            host: "/127.0.0.1".into(),
+        }];
         let plan = Plan {
             department: "warehouse",
             group: "warehouse",
@@ -484,21 +646,51 @@ Nothing changed. Run again with --execute to do it.
     #[test]
     fn a_forward_move_warns_of_what_it_skips() {
         let target = Target::Offsets(ExplicitOffsets::All(10));
-        let moves = plan_moves(&target, &marks(), &HashMap::from([(0, 4), (1, 10)]), &HashMap::new()).unwrap();
-        let plan = Plan { department: "billing", group: "g", topic: "t", target: &target, moves: &moves, clears: None, members: &[], execute: true };
+        let moves = plan_moves(
+            &target,
+            &marks(),
+            &HashMap::from([(0, 4), (1, 10)]),
+            &HashMap::new(),
+        )
+        .unwrap();
+        let plan = Plan {
+            department: "billing",
+            group: "g",
+            topic: "t",
+            target: &target,
+            moves: &moves,
+            clears: None,
+            members: &[],
+            execute: true,
+        };
         let text = render_plan(&plan);
-        assert!(text.contains("partition 0 moves forward past its committed offset: 6 events are never applied"), "{text}");
+        assert!(
+            text.contains(
+                "partition 0 moves forward past its committed offset: 6 events are never applied"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("partition 1 moves forward"), "{text}");
         assert!(text.contains("The projection is kept"), "{text}");
-        assert!(!text.contains("DRY RUN") && !text.contains("--execute"), "{text}");
+        assert!(
+            !text.contains("DRY RUN") && !text.contains("--execute"),
+            "{text}"
+        );
     }
 
     #[test]
     fn only_an_empty_group_may_be_reset() {
-        let member = GroupMember { client_id: "c".into(), host: "h".into() };
+        let member = GroupMember {
+            client_id: "c".into(),
+            host: "h".into(),
+        };
         assert!(refuse_if_active("g", "Empty", &[]).is_ok());
         assert!(refuse_if_active("g", "Dead", &[]).is_ok());
-        assert!(format!("{}", refuse_if_active("g", "Stable", &[member]).unwrap_err()).contains("1 active member(s) (c@h)"));
+        assert!(format!(
+            "{}",
+            refuse_if_active("g", "Stable", &[member]).unwrap_err()
+        )
+        .contains("1 active member(s) (c@h)"));
         assert!(refuse_if_active("g", "PreparingRebalance", &[]).is_err());
     }
 }

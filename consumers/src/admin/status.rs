@@ -91,7 +91,12 @@ struct Sample {
 
 /// Prints the status once (after sampling the committed offsets for a second) or, with
 /// `--watch`, every interval until `shutdown`.
-pub async fn status<P: Projection>(shared: &SharedArgs, args: &StatusArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn status<P: Projection>(
+    shared: &SharedArgs,
+    args: &StatusArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    shared.require_topic().await?;
     let (group, topic) = (shared.group_id::<P>(), shared.kafka.topic.clone());
     let interval = args.watch.map(Duration::from_secs_f64);
     let mut before = sample(shared, &group, &topic).await?;
@@ -103,8 +108,22 @@ pub async fn status<P: Projection>(shared: &SharedArgs, args: &StatusArgs, shutd
         }
         let after = sample(shared, &group, &topic).await?;
         let database = db::redact(&shared.database_url::<P>());
-        let (last_applied_ms, note) = last_applied(&shared.database_url::<P>(), &shared.database_schema::<P>(), &topic).await;
-        let status = build(P::NAME, &group, &topic, &before, &after, database, last_applied_ms, note);
+        let (last_applied_ms, note) = last_applied(
+            &shared.database_url::<P>(),
+            &shared.database_schema::<P>(),
+            &topic,
+        )
+        .await;
+        let status = build(
+            P::NAME,
+            &group,
+            &topic,
+            &before,
+            &after,
+            database,
+            last_applied_ms,
+            note,
+        );
         let text = if args.json {
             format!("{}\n", serde_json::to_string(&status)?)
         } else if args.brief {
@@ -131,7 +150,13 @@ async fn sample(shared: &SharedArgs, group: &str, topic: &str) -> anyhow::Result
     let (state, members) = group_state(&config, group).await?;
     let committed = group_offsets(&config, group, topic).await?;
     let marks = watermarks(&config, topic).await?;
-    Ok(Sample { at: Instant::now(), state, members, marks, committed })
+    Ok(Sample {
+        at: Instant::now(),
+        state,
+        members,
+        marks,
+        committed,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -150,7 +175,13 @@ fn build(
         .iter()
         .map(|w| {
             let committed = after.committed.get(&w.partition).copied();
-            PartitionStatus { partition: w.partition, committed, log_start: w.low, log_end: w.high, lag: partition_lag(w.low, w.high, committed) }
+            PartitionStatus {
+                partition: w.partition,
+                committed,
+                log_start: w.low,
+                log_end: w.high,
+                lag: partition_lag(w.low, w.high, committed),
+            }
         })
         .collect();
     let lag = partitions.iter().map(|p| p.lag).sum();
@@ -178,14 +209,30 @@ fn build(
 
 /// Offsets committed per second between two samples. A partition first committed in between
 /// counts from its log start; offsets moved back (a reset) count as nothing.
-pub fn rate(before: &HashMap<i32, i64>, after: &HashMap<i32, i64>, marks: &[Watermarks], seconds: f64) -> f64 {
+pub fn rate(
+    before: &HashMap<i32, i64>,
+    after: &HashMap<i32, i64>,
+    marks: &[Watermarks],
+    seconds: f64,
+) -> f64 {
     if seconds <= 0.0 {
         return 0.0;
     }
-    let low = |partition: &i32| marks.iter().find(|w| w.partition == *partition).map_or(0, |w| w.low);
+    let low = |partition: &i32| {
+        marks
+            .iter()
+            .find(|w| w.partition == *partition)
+            .map_or(0, |w| w.low)
+    };
     let moved: i64 = after
         .iter()
-        .map(|(partition, now)| (now - before.get(partition).copied().unwrap_or_else(|| low(partition))).max(0))
+        .map(|(partition, now)| {
+            (now - before
+                .get(partition)
+                .copied()
+                .unwrap_or_else(|| low(partition)))
+            .max(0)
+        })
         .sum();
     moved as f64 / seconds
 }
@@ -195,7 +242,12 @@ pub fn rate(before: &HashMap<i32, i64>, after: &HashMap<i32, i64>, marks: &[Wate
 async fn last_applied(url: &str, schema: &str, topic: &str) -> (Option<i64>, Option<String>) {
     let db = match db::open_existing(url, Some(schema)).await {
         Ok(Some(db)) => db,
-        Ok(None) => return (None, Some("no database yet: the department has not run".to_owned())),
+        Ok(None) => {
+            return (
+                None,
+                Some("no database yet: the department has not run".to_owned()),
+            )
+        }
         Err(error) => return (None, Some(format!("cannot open the database: {error}"))),
     };
     let found = newest_checkpoint(&db.pool, db.backend, topic).await;
@@ -207,31 +259,49 @@ async fn last_applied(url: &str, schema: &str, topic: &str) -> (Option<i64>, Opt
     }
 }
 
-async fn newest_checkpoint(pool: &AnyPool, backend: Backend, topic: &str) -> Result<Option<i64>, sqlx::Error> {
+async fn newest_checkpoint(
+    pool: &AnyPool,
+    backend: Backend,
+    topic: &str,
+) -> Result<Option<i64>, sqlx::Error> {
     let exists = match backend {
         Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
         Backend::Postgres => {
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
         }
     };
-    let tables: i64 = sqlx::query_scalar(exists).bind(checkpoint::TABLE).fetch_one(pool).await?;
+    let tables: i64 = sqlx::query_scalar(exists)
+        .bind(checkpoint::TABLE)
+        .fetch_one(pool)
+        .await?;
     if tables == 0 {
         return Ok(None);
     }
-    sqlx::query_scalar(&format!("SELECT MAX(applied_at) FROM {} WHERE topic = $1", checkpoint::TABLE))
-        .bind(topic)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(&format!(
+        "SELECT MAX(applied_at) FROM {} WHERE topic = $1",
+        checkpoint::TABLE
+    ))
+    .bind(topic)
+    .fetch_one(pool)
+    .await
 }
 
 /// The status as a small report with one line per partition.
 pub fn render(status: &Status, now_ms: i64) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "{}: group {}, topic {}", status.department, status.group, status.topic);
+    let _ = writeln!(
+        out,
+        "{}: group {}, topic {}",
+        status.department, status.group, status.topic
+    );
     let _ = writeln!(out, "  group     {}", group_line(status));
     if status.partitions.is_empty() {
-        let _ = writeln!(out, "  lag       none: the topic {} does not exist yet", status.topic);
+        let _ = writeln!(
+            out,
+            "  lag       none: the topic {} does not exist yet",
+            status.topic
+        );
     } else {
         let _ = writeln!(
             out,
@@ -239,13 +309,26 @@ pub fn render(status: &Status, now_ms: i64) -> String {
             status.lag, status.events_per_second, status.interval_seconds, status.eta
         );
     }
-    let _ = writeln!(out, "  applied   {} ({})", applied_line(status, now_ms), status.database);
+    let _ = writeln!(
+        out,
+        "  applied   {} ({})",
+        applied_line(status, now_ms),
+        status.database
+    );
     if !status.partitions.is_empty() {
-        let _ = writeln!(out, "  {:>9} {:>12} {:>12} {:>12}", "PARTITION", "COMMITTED", "LOG-END", "LAG");
+        let _ = writeln!(
+            out,
+            "  {:>9} {:>12} {:>12} {:>12}",
+            "PARTITION", "COMMITTED", "LOG-END", "LAG"
+        );
     }
     for p in &status.partitions {
         let committed = p.committed.map_or("-".to_owned(), |c| c.to_string());
-        let _ = writeln!(out, "  {:>9} {committed:>12} {:>12} {:>12}", p.partition, p.log_end, p.lag);
+        let _ = writeln!(
+            out,
+            "  {:>9} {committed:>12} {:>12} {:>12}",
+            p.partition, p.log_end, p.lag
+        );
     }
     out
 }
@@ -271,15 +354,31 @@ fn group_line(status: &Status) -> String {
     match status.members.len() {
         0 => format!("{}, no active members", status.state),
         n => {
-            let who: Vec<String> = status.members.iter().map(|m| format!("{}@{}", m.client_id, m.host)).collect();
-            format!("{}, {n} member{}: {}", status.state, if n == 1 { "" } else { "s" }, who.join(", "))
+            let who: Vec<String> = status
+                .members
+                .iter()
+                .map(|m| format!("{}@{}", m.client_id, m.host))
+                .collect();
+            format!(
+                "{}, {n} member{}: {}",
+                status.state,
+                if n == 1 { "" } else { "s" },
+                who.join(", ")
+            )
         }
     }
 }
 
 fn applied_line(status: &Status, now_ms: i64) -> String {
-    match (&status.last_applied_at, status.last_applied_ms, &status.database_note) {
-        (Some(at), Some(ms), _) => format!("{at} ({} ago)", format_duration((now_ms - ms).max(0) as f64 / 1000.0)),
+    match (
+        &status.last_applied_at,
+        status.last_applied_ms,
+        &status.database_note,
+    ) {
+        (Some(at), Some(ms), _) => format!(
+            "{at} ({} ago)",
+            format_duration((now_ms - ms).max(0) as f64 / 1000.0)
+        ),
         (_, _, Some(note)) => note.clone(),
         _ => "unknown".to_owned(),
     }
@@ -317,7 +416,9 @@ pub fn format_time(ms: i64) -> String {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -332,16 +433,39 @@ mod tests {
         assert_eq!(format_eta(18_500, 100.0), "3m 05s");
         assert_eq!(format_eta(7_620, 1.0), "2h 07m");
         assert_eq!(format_eta(273_600, 1.0), "3d 04h");
-        assert_eq!(format_eta(1, 3.0), "1s", "rounded up, never 0s while behind");
+        assert_eq!(
+            format_eta(1, 3.0),
+            "1s",
+            "rounded up, never 0s while behind"
+        );
     }
 
     #[test]
     fn the_rate_counts_committed_progress_per_second() {
-        let marks = [Watermarks { partition: 0, low: 0, high: 500 }, Watermarks { partition: 1, low: 10, high: 500 }];
+        let marks = [
+            Watermarks {
+                partition: 0,
+                low: 0,
+                high: 500,
+            },
+            Watermarks {
+                partition: 1,
+                low: 10,
+                high: 500,
+            },
+        ];
         let before = HashMap::from([(0, 100)]);
         let after = HashMap::from([(0, 300), (1, 60)]);
-        assert_eq!(rate(&before, &after, &marks, 2.0), 125.0, "(200 + 50) / 2 s, partition 1 from its log start");
-        assert_eq!(rate(&after, &before, &marks, 2.0), 0.0, "offsets moved back count as nothing");
+        assert_eq!(
+            rate(&before, &after, &marks, 2.0),
+            125.0,
+            "(200 + 50) / 2 s, partition 1 from its log start"
+        );
+        assert_eq!(
+            rate(&after, &before, &marks, 2.0),
+            0.0,
+            "offsets moved back count as nothing"
+        );
         assert_eq!(rate(&before, &after, &marks, 0.0), 0.0);
     }
 
@@ -357,8 +481,17 @@ mod tests {
             group: "warehouse".into(),
             topic: "orders".into(),
             state: "Stable".into(),
-            members: vec![GroupMember { client_id: "rdkafka".into(), host: "/127.0.0.1".into() }],
-            partitions: vec![PartitionStatus { partition: 0, committed: None, log_start: 0, log_end: 20, lag: 20 }],
+            members: vec![GroupMember {
+                client_id: "rdkafka".into(),
+                host: "/127.0.0.1".into(),
+            }],
+            partitions: vec![PartitionStatus {
+                partition: 0,
+                committed: None,
+                log_start: 0,
+                log_end: 20,
+                lag: 20,
+            }],
             lag: 20,
             events_per_second: 0.0,
             interval_seconds: 1.0,
@@ -370,13 +503,34 @@ mod tests {
             database_note: Some("no database yet: the department has not run".into()),
         };
         let text = render(&status, 0);
-        assert!(text.contains("Stable, 1 member: rdkafka@/127.0.0.1"), "{text}");
-        assert!(text.contains("20 events, 0.0 events/s over 1.0s, ETA —"), "{text}");
+        assert!(
+            text.contains("Stable, 1 member: rdkafka@/127.0.0.1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("20 events, 0.0 events/s over 1.0s, ETA —"),
+            "{text}"
+        );
         assert!(text.contains("no database yet"), "{text}");
-        assert!(text.lines().last().unwrap().split_whitespace().eq(["0", "-", "20", "20"]), "{text}");
-        let applied = Status { last_applied_ms: Some(10_000), last_applied_at: Some(format_time(10_000)), database_note: None, ..status };
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .split_whitespace()
+                .eq(["0", "-", "20", "20"]),
+            "{text}"
+        );
+        let applied = Status {
+            last_applied_ms: Some(10_000),
+            last_applied_at: Some(format_time(10_000)),
+            database_note: None,
+            ..status
+        };
         let brief = render_brief(&applied, 75_000);
         assert!(brief.starts_with(BRIEF_HEADER), "{brief}");
-        assert!(brief.contains("1970-01-01T00:00:10Z (1m 05s ago)"), "{brief}");
+        assert!(
+            brief.contains("1970-01-01T00:00:10Z (1m 05s ago)"),
+            "{brief}"
+        );
     }
 }

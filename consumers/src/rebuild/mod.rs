@@ -26,11 +26,19 @@ pub async fn snapshot<P: Projection>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunStats> {
     if args.out.exists() {
-        bail!("{} already exists; a snapshot goes to a new file", args.out.display());
+        bail!(
+            "{} already exists; a snapshot goes to a new file",
+            args.out.display()
+        );
     }
+    shared.require_topic().await?;
     let url = format!("sqlite://{}", args.out.display());
     let db = db::connect(&url, projection.migrator()).await?;
-    let group = format!("{}.snapshot.{}", shared.group_id::<P>(), uuid::Uuid::now_v7().simple());
+    let group = format!(
+        "{}.snapshot.{}",
+        shared.group_id::<P>(),
+        uuid::Uuid::now_v7().simple()
+    );
     let mut options = args.consume.options(&group, Stop::CaughtUp);
     options.as_of = Some(args.as_of);
     options.side_effects = false;

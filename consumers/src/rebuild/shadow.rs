@@ -25,7 +25,11 @@ struct Placement {
 
 impl Placement {
     fn live<P: Projection>(shared: &SharedArgs) -> Placement {
-        Placement { url: shared.database_url::<P>(), schema: shared.database_schema::<P>(), group: shared.group_id::<P>() }
+        Placement {
+            url: shared.database_url::<P>(),
+            schema: shared.database_schema::<P>(),
+            group: shared.group_id::<P>(),
+        }
     }
 
     /// The shadow beside this placement: `NAME.shadow.db` next to a SQLite file, or the schema
@@ -35,7 +39,11 @@ impl Placement {
             Some(path) => format!("sqlite://{}", with_suffix(&path, "shadow").display()),
             None => self.url.clone(),
         };
-        Placement { url, schema: format!("{}_shadow", self.schema), group: format!("{}.shadow", self.group) }
+        Placement {
+            url,
+            schema: format!("{}_shadow", self.schema),
+            group: format!("{}.shadow", self.group),
+        }
     }
 
     async fn connect<P: Projection>(&self, projection: &P) -> anyhow::Result<Database> {
@@ -53,6 +61,7 @@ pub async fn rebuild_shadow<P: Projection>(
     if P::SIDE_EFFECTS {
         bail!("{} has side effects and cannot be shadow-rebuilt; use reset-offsets --to-earliest, which keeps its ledger", P::NAME);
     }
+    shared.require_topic().await?;
     let kafka = &shared.kafka;
     let live = Placement::live::<P>(shared);
     let shadow = live.shadow();
@@ -73,7 +82,9 @@ pub async fn rebuild_shadow<P: Projection>(
 
     let config = kafka.client_config();
     let (live_group, config_for_lookup) = (live.group.clone(), config.clone());
-    let (_, members) = tokio::task::spawn_blocking(move || describe_group(&config_for_lookup, &live_group)).await??;
+    let (_, members) =
+        tokio::task::spawn_blocking(move || describe_group(&config_for_lookup, &live_group))
+            .await??;
     if !members.is_empty() {
         bail!(
             "the shadow is caught up, but the live group {} has {} active member(s). Stop the live {} consumer \
@@ -118,35 +129,59 @@ pub async fn rebuild_shadow<P: Projection>(
     if let Err(error) = delete_group(&config, &shadow.group).await {
         warn!(%error, group = %shadow.group, "could not delete the shadow's consumer group");
     }
-    println!("swapped: the rebuilt projection is live; start the {} consumer again", P::NAME);
+    println!(
+        "swapped: the rebuilt projection is live; start the {} consumer again",
+        P::NAME
+    );
     Ok(())
 }
 
 /// Makes the shadow the live projection in one atomic step, keeping the old one beside it.
-async fn swap(live: &Placement, shadow: &Placement, live_db: Database, shadow_db: Database) -> anyhow::Result<()> {
+async fn swap(
+    live: &Placement,
+    shadow: &Placement,
+    live_db: Database,
+    shadow_db: Database,
+) -> anyhow::Result<()> {
     match live_db.backend {
         Backend::Postgres => {
             let old = format!("{}_before_rebuild", live.schema);
             let mut tx = live_db.pool.begin().await?;
-            tx.execute(format!("DROP SCHEMA IF EXISTS {old} CASCADE").as_str()).await?;
-            tx.execute(format!("ALTER SCHEMA {} RENAME TO {old}", live.schema).as_str()).await?;
-            tx.execute(format!("ALTER SCHEMA {} RENAME TO {}", shadow.schema, live.schema).as_str()).await?;
+            tx.execute(format!("DROP SCHEMA IF EXISTS {old} CASCADE").as_str())
+                .await?;
+            tx.execute(format!("ALTER SCHEMA {} RENAME TO {old}", live.schema).as_str())
+                .await?;
+            tx.execute(
+                format!("ALTER SCHEMA {} RENAME TO {}", shadow.schema, live.schema).as_str(),
+            )
+            .await?;
             tx.commit().await?;
             info!(kept = %old, "swapped schemas");
         }
         Backend::Sqlite => {
-            let (live_file, shadow_file) = (sqlite_file(&live.url).expect("SQLite"), sqlite_file(&shadow.url).expect("SQLite"));
+            let (live_file, shadow_file) = (
+                sqlite_file(&live.url).expect("SQLite"),
+                sqlite_file(&shadow.url).expect("SQLite"),
+            );
             // Fold each WAL into its file, so the rename moves a complete database.
             for db in [&live_db, &shadow_db] {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&db.pool).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&db.pool)
+                    .await?;
             }
             live_db.pool.close().await;
             shadow_db.pool.close().await;
             let kept = with_suffix(&live_file, "before-rebuild");
             let _ = std::fs::remove_file(&kept);
-            std::fs::hard_link(&live_file, &kept).with_context(|| format!("cannot keep {}", kept.display()))?;
-            std::fs::rename(&shadow_file, &live_file)
-                .with_context(|| format!("cannot move {} over {}", shadow_file.display(), live_file.display()))?;
+            std::fs::hard_link(&live_file, &kept)
+                .with_context(|| format!("cannot keep {}", kept.display()))?;
+            std::fs::rename(&shadow_file, &live_file).with_context(|| {
+                format!(
+                    "cannot move {} over {}",
+                    shadow_file.display(),
+                    live_file.display()
+                )
+            })?;
             for leftover in ["-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{leftover}", shadow_file.display()));
             }
@@ -157,7 +192,10 @@ async fn swap(live: &Placement, shadow: &Placement, live_db: Database, shadow_db
 }
 
 /// Drops the shadow projection and its consumer group; the live projection is not touched.
-pub async fn discard_shadow<P: Projection>(projection: &P, shared: &SharedArgs) -> anyhow::Result<()> {
+pub async fn discard_shadow<P: Projection>(
+    projection: &P,
+    shared: &SharedArgs,
+) -> anyhow::Result<()> {
     let shadow = Placement::live::<P>(shared).shadow();
     match sqlite_file(&shadow.url) {
         Some(file) => {
@@ -167,7 +205,9 @@ pub async fn discard_shadow<P: Projection>(projection: &P, shared: &SharedArgs) 
         }
         None => {
             let db = shadow.connect(projection).await?;
-            db.pool.execute(format!("DROP SCHEMA IF EXISTS {} CASCADE", shadow.schema).as_str()).await?;
+            db.pool
+                .execute(format!("DROP SCHEMA IF EXISTS {} CASCADE", shadow.schema).as_str())
+                .await?;
         }
     }
     if let Err(error) = delete_group(&shared.kafka.client_config(), &shadow.group).await {
@@ -182,13 +222,19 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     if Backend::of_url(url) == Backend::Postgres {
         return None;
     }
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
 }
 
 /// `data/warehouse.db` → `data/warehouse.SUFFIX.db`.
 fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}.{suffix}.{}", ext.to_string_lossy()),
         None => format!("{stem}.{suffix}"),
@@ -208,11 +254,21 @@ mod tests {
 
     #[test]
     fn shadows_sit_beside_the_live_projection() {
-        let live = Placement { url: "sqlite://data/warehouse.db?mode=rwc".into(), schema: "warehouse".into(), group: "warehouse".into() };
+        let live = Placement {
+            url: "sqlite://data/warehouse.db?mode=rwc".into(),
+            schema: "warehouse".into(),
+            group: "warehouse".into(),
+        };
         let shadow = live.shadow();
         assert_eq!(shadow.url, "sqlite://data/warehouse.shadow.db");
-        assert_eq!((shadow.schema.as_str(), shadow.group.as_str()), ("warehouse_shadow", "warehouse.shadow"));
-        let pg = Placement { url: "postgres://u:p@h/db".into(), ..live };
+        assert_eq!(
+            (shadow.schema.as_str(), shadow.group.as_str()),
+            ("warehouse_shadow", "warehouse.shadow")
+        );
+        let pg = Placement {
+            url: "postgres://u:p@h/db".into(),
+            ..live
+        };
         assert_eq!(pg.shadow().url, "postgres://u:p@h/db");
     }
 }

@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use edison_common::db::{is_transient, Database};
-use edison_common::kafka::{ensure_topic, offsets_of, KafkaArgs, TopicError, TopicSpec};
-use edison_schemas::{Codec, SchemaError};
+use edison_common::kafka::{ensure_topic, offsets_of, read_registry, registry_topic, KafkaArgs, TopicError, TopicSpec};
+use edison_schemas::{Codec, DecodeError, SchemaError};
 
 use super::batch::{collapse, Change};
 use super::checkpoint;
@@ -25,8 +25,8 @@ use super::progress::CatchUp;
 use super::Projection;
 use crate::admin::{total_lag, LagBar};
 
-/// How long the consumer may sit idle before `--until-caught-up` asks the broker for the
-/// group's committed offsets.
+/// How long the consumer may sit idle before it steps over transaction markers and
+/// `--until-caught-up` asks the broker for the group's committed offsets.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 /// How often an idle consumer retries side effects left pending (e.g. while SMTP was down).
 const SIDE_EFFECTS_RETRY: Duration = Duration::from_secs(30);
@@ -53,8 +53,6 @@ pub struct RunOptions {
     /// Whether to run the projection's `after_commit` side effects. Off for shadow rebuilds and
     /// snapshots, which must never mail anyone.
     pub side_effects: bool,
-    /// Partitions for the orders topic, should this run be the one that creates it.
-    pub partitions: i32,
 }
 
 /// When a run ends by itself.
@@ -95,6 +93,12 @@ pub enum RuntimeError {
     Apply(#[source] sqlx::Error),
     #[error("cannot send to the dead-letter topic {topic}: {source}")]
     DeadLetter { topic: String, source: KafkaError },
+    /// A record written with a schema this department cannot read. Not poison: skipping it
+    /// would silently drop every event a newer Sales writes. Offsets stay before it.
+    #[error(
+        "the record at partition {partition}, offset {offset} of {topic} was written with schema          {fingerprint:016x}, which {reason}; stopping without moving past it (a Sales that writes a          new schema publishes it to {registry} first; or deploy a department built with it)"
+    )]
+    UnreadableSchema { topic: String, partition: i32, offset: i64, fingerprint: u64, registry: String, reason: String },
 }
 
 /// Consumes the orders topic into `projection` until `shutdown` is cancelled or `options.stop`
@@ -110,13 +114,13 @@ pub async fn run<P: Projection>(
     shutdown: CancellationToken,
 ) -> Result<RunStats, RuntimeError> {
     let admin_config = kafka.client_config();
-    ensure_topic(&admin_config, &TopicSpec::orders(&kafka.topic, options.partitions)).await?;
+    edison_common::kafka::await_orders_topic(&admin_config, &kafka.topic, (options.stop == Stop::Never).then_some(&shutdown)).await?;
     ensure_topic(&admin_config, &TopicSpec::dead_letter(&options.dead_letter_topic)).await?;
 
     let consumer: Arc<StreamConsumer<RuntimeContext>> =
-        Arc::new(kafka.consumer_config(&options.group_id).create_with_context(RuntimeContext)?);
+        Arc::new(edison_common::kafka::create_with_context(&kafka.consumer_config(&options.group_id), RuntimeContext)?);
     consumer.subscribe(&[&kafka.topic])?;
-    let producer: FutureProducer = kafka.producer_config().create()?;
+    let producer: FutureProducer = edison_common::kafka::create(&kafka.producer_config())?;
     checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
     // A progress bar while far behind, on a terminal only (no broker calls otherwise).
     let progress = if LagBar::wanted() {
@@ -130,9 +134,11 @@ pub async fn run<P: Projection>(
         projection,
         db,
         producer,
+        kafka,
         codec: Codec::new()?,
         topic: &kafka.topic,
         options,
+        stored: HashMap::new(),
         stats: RunStats::default(),
     };
     info!(group = %options.group_id, topic = %kafka.topic, db = %db.display_url, "consuming");
@@ -147,7 +153,10 @@ pub async fn run<P: Projection>(
             biased;
             _ = shutdown.cancelled() => break,
             received = consumer.recv() => received,
-            _ = sleep(IDLE_CHECK), if catch_up.is_some() || (P::SIDE_EFFECTS && options.side_effects) => {
+            _ = sleep(IDLE_CHECK) => {
+                if !worker.step_over_markers(&consumer, &filter, catch_up.as_mut(), &shutdown).await? {
+                    break;
+                }
                 if let Some(catch_up) = &catch_up {
                     // Times out while the group rebalances (e.g. waiting out a killed member's
                     // session); the next idle tick asks again.
@@ -168,25 +177,30 @@ pub async fn run<P: Projection>(
             }
         };
         let mut batch = Batch::default();
-        match first {
-            Ok(message) => batch.add(&worker.codec, &filter, &consumer, &message),
+        // A record this run cannot read ends it, once the records before it are applied.
+        let mut unreadable = match first {
+            Ok(message) => worker.add(&mut batch, &filter, &consumer, &message).await.err(),
             Err(error) => {
                 // librdkafka reconnects and retries by itself; these are reports, not failures.
                 warn!(%error, "consumer error");
                 sleep(Duration::from_millis(200)).await;
                 continue;
             }
-        }
+        };
         let deadline = Instant::now() + options.batch_timeout;
-        while batch.len() < options.batch_size {
+        while unreadable.is_none() && batch.len() < options.batch_size {
             match timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(message)) => batch.add(&worker.codec, &filter, &consumer, &message),
+                Ok(Ok(message)) => unreadable = worker.add(&mut batch, &filter, &consumer, &message).await.err(),
                 Ok(Err(error)) => warn!(%error, "consumer error"),
                 Err(_elapsed) => break,
             }
         }
         if !worker.flush(&consumer, batch, catch_up.as_mut(), &shutdown).await? {
             break;
+        }
+        if let Some(error) = unreadable {
+            commit_stored(consumer.as_ref());
+            return Err(error);
         }
         progress.advance_to(worker.stats.consumed);
     }
@@ -227,6 +241,15 @@ impl Filter {
         Filter { stop_at, as_of: options.as_of }
     }
 
+    /// The furthest offset of `partition` this run may store: `position`, unless the run stops
+    /// before it. `None` for a partition with nothing to apply.
+    fn cap(&self, partition: i32, position: i64) -> Option<i64> {
+        match &self.stop_at {
+            Some(targets) => targets.get(&partition).map(|target| position.min(*target)),
+            None => Some(position),
+        }
+    }
+
     /// Whether the record lies at or past its partition's stop offset. A partition without one
     /// has nothing to apply.
     fn is_after_stop(&self, message: &BorrowedMessage<'_>) -> bool {
@@ -249,27 +272,34 @@ impl Batch {
         self.consumed as usize
     }
 
+    /// Adds the record, or returns the fingerprint of its writer schema if `codec` does not know
+    /// it; the record is then not taken, and the caller learns the schema or stops.
     fn add(
         &mut self,
         codec: &Codec,
         filter: &Filter,
         consumer: &StreamConsumer<RuntimeContext>,
         message: &BorrowedMessage<'_>,
-    ) {
+    ) -> Result<(), u64> {
         if filter.is_after_stop(message) {
             let mut partition = TopicPartitionList::new();
             partition.add_partition(message.topic(), message.partition());
             if let Err(error) = consumer.pause(&partition) {
                 warn!(%error, "cannot pause a partition past its stop offset");
             }
-            return;
+            return Ok(());
+        }
+        let decoded = decode(codec, message);
+        if let Err(Rejected::UnknownSchema(fingerprint)) = decoded {
+            return Err(fingerprint);
         }
         self.consumed += 1;
         self.next_offsets.insert(message.partition(), message.offset() + 1);
-        match decode(codec, message) {
+        match decoded {
             Ok(change) if filter.is_after_as_of(&change, message) => self.skipped += 1,
             Ok(change) => self.changes.push(change),
-            Err((kind, error)) => {
+            Err(Rejected::UnknownSchema(_)) => unreachable!("returned above"),
+            Err(Rejected::Poison(kind, error)) => {
                 warn!(partition = message.partition(), offset = message.offset(), kind, %error, "dead-lettering a record");
                 self.dead_letters.push(DeadLetter {
                     partition: message.partition(),
@@ -281,28 +311,42 @@ impl Batch {
                 });
             }
         }
+        Ok(())
     }
 }
 
-/// A record as a change, or why it is poison.
-fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Change, (&'static str, String)> {
+/// Why a record cannot be applied.
+enum Rejected {
+    /// Its writer schema is not known (yet): learn it or stop, never skip.
+    UnknownSchema(u64),
+    /// It never will be: (kind, message) for the dead-letter topic.
+    Poison(&'static str, String),
+}
+
+/// A record as a change, or why it is not one.
+fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Change, Rejected> {
+    let poison = |kind, text: String| Rejected::Poison(kind, text);
     let order_id = message
         .key()
         .and_then(|key| std::str::from_utf8(key).ok())
         .filter(|key| Uuid::parse_str(key).is_ok())
-        .ok_or(("invalid_key", "the key is not an order id (UUID text)".to_owned()))?;
+        .ok_or_else(|| poison("invalid_key", "the key is not an order id (UUID text)".to_owned()))?;
     let Some(value) = message.payload() else {
         return Ok(Change::Erase { order_id: order_id.to_owned() });
     };
     if value.is_empty() {
-        return Err(("empty_value", "an empty value is not a tombstone (null)".to_owned()));
+        return Err(poison("empty_value", "an empty value is not a tombstone (null)".to_owned()));
     }
-    let event = codec.decode(value).map_err(|error| (error.kind(), error.to_string()))?;
+    let event = codec.decode(value).map_err(|error| match error {
+        DecodeError::UnknownSchema(fingerprint) => Rejected::UnknownSchema(fingerprint),
+        error => poison(error.kind(), error.to_string()),
+    })?;
     if event.order.order_id != order_id {
-        return Err(("key_mismatch", format!("the key {order_id} differs from the event's order id {}", event.order.order_id)));
+        let text = format!("the key {order_id} differs from the event's order id {}", event.order.order_id);
+        return Err(poison("key_mismatch", text));
     }
     if event.sequence < 1 {
-        return Err(("invalid_sequence", format!("sequence {} is below 1", event.sequence)));
+        return Err(poison("invalid_sequence", format!("sequence {} is below 1", event.sequence)));
     }
     Ok(Change::Upsert(event))
 }
@@ -311,13 +355,51 @@ struct Worker<'a, P> {
     projection: &'a P,
     db: &'a Database,
     producer: FutureProducer,
+    /// For reading the schema registry topic.
+    kafka: &'a KafkaArgs,
     codec: Codec,
     topic: &'a str,
     options: &'a RunOptions,
+    /// Partition → the offset this run last stored.
+    stored: HashMap<i32, i64>,
     stats: RunStats,
 }
 
 impl<P: Projection> Worker<'_, P> {
+    /// Adds the record to `batch`. A writer schema this build does not know is looked up in the
+    /// registry topic Sales publishes its schemas to, and resolved against ours; a schema found
+    /// nowhere (or not readable as ours) stops the run before the record.
+    async fn add(
+        &mut self,
+        batch: &mut Batch,
+        filter: &Filter,
+        consumer: &StreamConsumer<RuntimeContext>,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<(), RuntimeError> {
+        let Err(fingerprint) = batch.add(&self.codec, filter, consumer, message) else { return Ok(()) };
+        let registry = registry_topic(self.topic);
+        let unreadable = |reason: String| RuntimeError::UnreadableSchema {
+            topic: self.topic.to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            fingerprint,
+            registry: registry.clone(),
+            reason,
+        };
+        info!(fingerprint = format!("{fingerprint:016x}"), %registry, "a record has a writer schema this build does not know; reading the registry");
+        let known = read_registry(&self.kafka.client_config(), self.topic).await?;
+        let Some(schema) = known.schemas.get(&fingerprint) else {
+            return Err(unreadable(format!("neither this build nor {registry} knows")));
+        };
+        let registered = self.codec.register(schema).map_err(|error| unreadable(format!("this build cannot read: {error}")))?;
+        info!(fingerprint = format!("{fingerprint:016x}"), registered = format!("{registered:016x}"), "learnt a writer schema from the registry");
+        match batch.add(&self.codec, filter, consumer, message) {
+            Ok(()) => Ok(()),
+            // The registry's schema under this key fingerprints otherwise.
+            Err(_) => Err(unreadable(format!("{registry} holds a schema under this key that fingerprints as {registered:016x}"))),
+        }
+    }
+
     /// Applies, dead-letters, then stores the batch's offsets. Returns `false` if shutdown
     /// interrupted a retry, in which case nothing is stored and the batch will be consumed again.
     async fn flush(
@@ -347,6 +429,7 @@ impl<P: Projection> Worker<'_, P> {
         if let Err(error) = consumer.store_offsets(&offsets) {
             debug!(%error, "could not store offsets of revoked partitions");
         }
+        self.stored.extend(&batch.next_offsets);
         if let Some(catch_up) = catch_up {
             for (&partition, &next) in &batch.next_offsets {
                 catch_up.record_applied(partition, next);
@@ -363,6 +446,35 @@ impl<P: Projection> Worker<'_, P> {
         self.stats.transactions += u64::from(!batch.next_offsets.is_empty());
         debug!(records = batch.consumed, changes = changes.len(), dead_letters = dead, "batch applied");
         Ok(true)
+    }
+
+    /// Moves the stored offsets over what librdkafka consumed without delivering: the markers
+    /// that end each of Sales' transactions, and aborted records. Otherwise the committed offset
+    /// of a caught-up partition stays one short of its end, forever behind by one in Kafka's own
+    /// lag, and a catch-up run never reaches its target. Called while idle, when every record
+    /// delivered is applied, so the consumer's position is exactly what is done; its checkpoint
+    /// moves in a transaction of its own, like any batch's. Returns `false` as `flush` does.
+    async fn step_over_markers(
+        &mut self,
+        consumer: &StreamConsumer<RuntimeContext>,
+        filter: &Filter,
+        catch_up: Option<&mut CatchUp>,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, RuntimeError> {
+        let mut markers = Batch::default();
+        for position in consumer.position()?.elements_for_topic(self.topic) {
+            let Offset::Offset(offset) = position.offset() else { continue };
+            let partition = position.partition();
+            let Some(next) = filter.cap(partition, offset) else { continue };
+            if self.stored.get(&partition).is_none_or(|stored| next > *stored) {
+                markers.next_offsets.insert(partition, next);
+            }
+        }
+        if markers.next_offsets.is_empty() {
+            return Ok(true);
+        }
+        debug!(offsets = ?markers.next_offsets, "stepping over transaction markers");
+        self.flush(consumer, markers, catch_up, shutdown).await
     }
 
     /// Runs the projection's side effects, if this run has them on. A failure leaves them

@@ -28,15 +28,22 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn kafka_args(topic: &str) -> KafkaArgs {
-    KafkaArgs { bootstrap_servers: bootstrap(), topic: topic.into(), overrides: vec![] }
+    KafkaArgs {
+        bootstrap_servers: bootstrap(),
+        topic: topic.into(),
+        overrides: vec![],
+    }
 }
 
 /// A fresh orders topic with `partitions` partitions.
 pub async fn orders_topic(partitions: i32) -> String {
     let topic = unique("orders-test");
-    ensure_topic(&kafka_args(&topic).client_config(), &TopicSpec::orders(&topic, partitions))
-        .await
-        .expect("the broker must be running: scripts/kafka-local start");
+    ensure_topic(
+        &kafka_args(&topic).client_config(),
+        &TopicSpec::orders(&topic, partitions),
+    )
+    .await
+    .expect("the broker must be running: scripts/kafka-local start");
     topic
 }
 
@@ -61,9 +68,17 @@ impl Store {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}/projection.db", dir.path().display());
-                Store { url, schema, _dir: Some(dir) }
+                Store {
+                    url,
+                    schema,
+                    _dir: Some(dir),
+                }
             }
-            Backend::Postgres => Store { url: postgres_url(), schema, _dir: None },
+            Backend::Postgres => Store {
+                url: postgres_url(),
+                schema,
+                _dir: None,
+            },
         }
     }
 
@@ -73,7 +88,10 @@ impl Store {
 
     /// A fresh schema in the database at `url`.
     pub fn at(url: &str) -> Store {
-        Store { url: url.to_owned(), ..Store::new(Backend::Postgres) }
+        Store {
+            url: url.to_owned(),
+            ..Store::new(Backend::Postgres)
+        }
     }
 }
 
@@ -90,7 +108,17 @@ pub async fn run_until_caught_up<P: Projection>(
     group: &str,
     store: &Store,
 ) -> RunStats {
-    let cli = department_cli(topic, group, store, &["run", "--until-caught-up", "--dead-letter-topic", &format!("{topic}.dlq")]);
+    let cli = department_cli(
+        topic,
+        group,
+        store,
+        &[
+            "run",
+            "--until-caught-up",
+            "--dead-letter-topic",
+            &format!("{topic}.dlq"),
+        ],
+    );
     let run = execute(projection, &cli, CancellationToken::new());
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
@@ -126,12 +154,19 @@ pub fn department_cli(topic: &str, group: &str, store: &Store, command: &[&str])
 
 /// Connects to the store's projection database, as the department binary does.
 pub async fn connect<P: Projection>(projection: &P, store: &Store) -> edison_common::db::Database {
-    department_cli("unused", "unused", store, &["report"]).shared.connect(projection).await.expect("connect")
+    department_cli("unused", "unused", store, &["report"])
+        .shared
+        .connect(projection)
+        .await
+        .expect("connect")
 }
 
 /// Produces keyed values (None = tombstone) and waits for every acknowledgement.
 pub async fn produce(topic: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) {
-    let producer: FutureProducer = kafka_args(topic).producer_config().create().expect("producer");
+    let producer: FutureProducer = kafka_args(topic)
+        .producer_config()
+        .create()
+        .expect("producer");
     let sends = records.iter().map(|(key, value)| {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key.as_slice());
         if let Some(value) = value {
@@ -149,7 +184,12 @@ pub async fn produce_events(topic: &str, events: &[OrderEvent]) {
     let codec = Codec::new().unwrap();
     let records: Vec<_> = events
         .iter()
-        .map(|e| (e.order.order_id.clone().into_bytes(), Some(codec.encode(e).unwrap())))
+        .map(|e| {
+            (
+                e.order.order_id.clone().into_bytes(),
+                Some(codec.encode(e).unwrap()),
+            )
+        })
         .collect();
     produce(topic, &records).await;
 }
@@ -172,30 +212,49 @@ pub fn read_all(topic: &str) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
     let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
     let mut ends = BTreeMap::new();
     for partition in metadata.topics()[0].partitions() {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10)).unwrap();
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .unwrap();
         if high > low {
-            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+            assignment
+                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .unwrap();
             ends.insert(partition.id(), high);
-            remaining += 1;
         }
     }
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while remaining > 0 {
-        assert!(std::time::Instant::now() < deadline, "timed out reading {topic}");
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
+    while !ends.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out reading {topic}"
+        );
+        let polled = consumer.poll(Duration::from_millis(500));
+        // Transaction markers take offsets but are never delivered: the consumer's position,
+        // not the last record's offset, tells when a partition is read to its end.
+        let position = consumer.position().expect("position");
+        ends.retain(|partition, end| {
+            !matches!(position.find_partition(topic, *partition).map(|p| p.offset()), Some(Offset::Offset(at)) if at >= *end)
+        });
+        let Some(message) = polled else { continue };
         let message = message.expect("read");
         let headers = message
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -206,9 +265,6 @@ pub fn read_all(topic: &str) -> Vec<Record> {
             value: message.payload().map(<[u8]>::to_vec),
             headers,
         });
-        if message.offset() + 1 == ends[&message.partition()] {
-            remaining -= 1;
-        }
     }
     records
 }
@@ -228,7 +284,10 @@ pub fn latest_states(records: &[Record]) -> BTreeMap<String, OrderEvent> {
             }
             Some(value) => {
                 let event = codec.decode(&value).expect("valid event");
-                if latest.get(&key).is_none_or(|current| current.sequence < event.sequence) {
+                if latest
+                    .get(&key)
+                    .is_none_or(|current| current.sequence < event.sequence)
+                {
                     latest.insert(key, event);
                 }
             }
@@ -244,9 +303,12 @@ pub fn lifecycles(orders: usize) -> Vec<OrderEvent> {
     let mut events = Vec::new();
     for i in 0..orders {
         let at = base_ms + i as i64 * 60_000;
-        let order_id = uuid::Builder::from_unix_timestamp_millis(at as u64, &(i as u128).to_le_bytes()[..10].try_into().unwrap())
-            .into_uuid()
-            .to_string();
+        let order_id = uuid::Builder::from_unix_timestamp_millis(
+            at as u64,
+            &(i as u128).to_le_bytes()[..10].try_into().unwrap(),
+        )
+        .into_uuid()
+        .to_string();
         let model = CarModel::ALL[i % 3];
         let mut order = Order {
             order_id,
@@ -258,7 +320,10 @@ pub fn lifecycles(orders: usize) -> Vec<OrderEvent> {
             },
             model,
             batteries: 1 + (i % 3) as i32,
-            price: Money { amount_cents: 4_500_000 + (i % 3) as i64 * 1_000_000, currency: "EUR".into() },
+            price: Money {
+                amount_cents: 4_500_000 + (i % 3) as i64 * 1_000_000,
+                currency: "EUR".into(),
+            },
             status: OrderStatus::Placed,
             expected_delivery: 20_500 + i as i32,
             placed_at: at,
@@ -299,8 +364,17 @@ pub fn binary(package: &str, name: &str) -> std::path::PathBuf {
         .args(["build", "--quiet", "-p", package, "--bin", name])
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "cargo build -p {package} --bin {name} failed");
-    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {name} failed"
+    );
+    let target = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let path = target.join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
@@ -333,7 +407,10 @@ pub fn hourly_lifecycles(orders: usize) -> Vec<OrderEvent> {
 pub fn amendments(history: &[OrderEvent]) -> Vec<OrderEvent> {
     let mut latest: Vec<OrderEvent> = Vec::new();
     for event in history {
-        match latest.iter_mut().find(|e| e.order.order_id == event.order.order_id) {
+        match latest
+            .iter_mut()
+            .find(|e| e.order.order_id == event.order.order_id)
+        {
             Some(current) if current.sequence < event.sequence => *current = event.clone(),
             Some(_) => {}
             None => latest.push(event.clone()),
@@ -354,7 +431,12 @@ pub fn amendments(history: &[OrderEvent]) -> Vec<OrderEvent> {
         };
         if i % 4 == 0 && status != OrderStatus::Cancelled {
             follow(EventType::Amended, placed_at + day, &|order| {
-                let next = (CarModel::ALL.iter().position(|m| *m == order.model).unwrap() + 1) % 3;
+                let next = (CarModel::ALL
+                    .iter()
+                    .position(|m| *m == order.model)
+                    .unwrap()
+                    + 1)
+                    % 3;
                 order.model = CarModel::ALL[next];
                 order.price.amount_cents += 1_000_000;
                 order.batteries += 1;
@@ -417,7 +499,9 @@ where
     Rows: Fn(edison_common::db::Database) -> Fut,
     Fut: std::future::Future<Output = Vec<R>>,
 {
-    let expected = |latest: &BTreeMap<String, OrderEvent>| latest.values().filter_map(&derive).collect::<Vec<R>>();
+    let expected = |latest: &BTreeMap<String, OrderEvent>| {
+        latest.values().filter_map(&derive).collect::<Vec<R>>()
+    };
     let topic = orders_topic(3).await;
     let store = Store::new(backend);
     let history = hourly_lifecycles(orders);
@@ -431,12 +515,23 @@ where
     produce(&topic, &[(erased_early.clone().into_bytes(), None)]).await;
     let stats = run_until_caught_up(projection, &topic, P::NAME, &store).await;
     let mut produced = (history.len() + extra.len() + 1) as u64;
-    assert_eq!((stats.consumed, stats.applied), (produced, produced), "{stats:?}");
+    assert_eq!(
+        (stats.consumed, stats.applied),
+        (produced, produced),
+        "{stats:?}"
+    );
     let latest = latest_states(&read_all(&topic));
     assert_eq!(latest.len(), orders - 1, "the tombstone erased one order");
     let db = connect(projection, &store).await;
-    assert_eq!(rows(db.clone()).await, expected(&latest), "rows follow the latest event of each order");
-    assert!(derive(&latest[&erased_late]).is_some(), "the projection holds the order erased next");
+    assert_eq!(
+        rows(db.clone()).await,
+        expected(&latest),
+        "rows follow the latest event of each order"
+    );
+    assert!(
+        derive(&latest[&erased_late]).is_some(),
+        "the projection holds the order erased next"
+    );
 
     let stale: Vec<OrderEvent> = history[..history.len() / 3]
         .iter()
@@ -452,25 +547,67 @@ where
     let latest = latest_states(&read_all(&topic));
     assert!(!latest.contains_key(&erased_late) && !latest.contains_key(&erased_early));
     let after = rows(db.clone()).await;
-    assert_eq!(after, expected(&latest), "stale events changed nothing; the tombstone removed the order");
+    assert_eq!(
+        after,
+        expected(&latest),
+        "stale events changed nothing; the tombstone removed the order"
+    );
 
     let again = run_until_caught_up(projection, &topic, P::NAME, &store).await;
-    assert_eq!(again, RunStats::default(), "the group's committed offsets leave nothing to apply");
-    assert_eq!(rows(db.clone()).await, after, "rows and sequences unchanged");
+    assert_eq!(
+        again,
+        RunStats::default(),
+        "the group's committed offsets leave nothing to apply"
+    );
+    assert_eq!(
+        rows(db.clone()).await,
+        after,
+        "rows and sequences unchanged"
+    );
 
     let fresh = Store::new(backend);
-    let rebuild = run_until_caught_up(projection, &topic, &format!("{}-rebuild", P::NAME), &fresh).await;
-    assert_eq!(rebuild.consumed, produced, "a new group replays the topic from offset zero");
-    assert_eq!(rows(connect(projection, &fresh).await).await, after, "a new group rebuilds the same rows");
+    let rebuild =
+        run_until_caught_up(projection, &topic, &format!("{}-rebuild", P::NAME), &fresh).await;
+    assert_eq!(
+        rebuild.consumed, produced,
+        "a new group replays the topic from offset zero"
+    );
+    assert_eq!(
+        rows(connect(projection, &fresh).await).await,
+        after,
+        "a new group rebuilds the same rows"
+    );
 
-    Exercised { topic, store, db, latest, rows: after }
+    Exercised {
+        topic,
+        store,
+        db,
+        latest,
+        rows: after,
+    }
 }
 
 /// The flags [`department_cli`] passes, for a real department process (before its subcommand).
 pub fn department_args(topic: &str, group: &str, store: &Store) -> Vec<String> {
-    let flags = ["--bootstrap-servers", &bootstrap(), "--topic", topic, "--group-id", &group_for(topic, group)];
-    let store_flags = ["--database-url", &store.url, "--database-schema", &store.schema];
-    flags.iter().chain(&store_flags).map(|s| s.to_string()).collect()
+    let flags = [
+        "--bootstrap-servers",
+        &bootstrap(),
+        "--topic",
+        topic,
+        "--group-id",
+        &group_for(topic, group),
+    ];
+    let store_flags = [
+        "--database-url",
+        &store.url,
+        "--database-schema",
+        &store.schema,
+    ];
+    flags
+        .iter()
+        .chain(&store_flags)
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// A department process, killed if the test ends without stopping it.
@@ -480,7 +617,11 @@ impl Process {
     /// SIGTERM, the clean shutdown, and the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.0.id().to_string();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         self.0.wait().unwrap()
     }
 }
@@ -494,12 +635,24 @@ impl Drop for Process {
 
 /// (low, high) watermarks per partition of `topic`.
 pub fn watermarks(topic: &str) -> BTreeMap<i32, (i64, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
     metadata.topics()[0]
         .partitions()
         .iter()
-        .map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap()))
+        .map(|p| {
+            (
+                p.id(),
+                consumer
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                    .unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -519,20 +672,46 @@ pub fn kafka_describe_group(group: &str) -> Vec<GroupRow> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-local");
     let class = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
     let output = std::process::Command::new(script)
-        .args(["run-class", class, "--bootstrap-server", &bootstrap(), "--describe", "--group", group])
+        .args([
+            "run-class",
+            class,
+            "--bootstrap-server",
+            &bootstrap(),
+            "--describe",
+            "--group",
+            group,
+        ])
         .output()
         .expect("run scripts/kafka-local");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "ConsumerGroupCommand failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ConsumerGroupCommand failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     parse_group_table(&stdout)
 }
 
 fn parse_group_table(text: &str) -> Vec<GroupRow> {
     let mut lines = text.lines().skip_while(|line| !line.starts_with("GROUP"));
-    let header: Vec<&str> = lines.next().expect("a GROUP ... header").split_whitespace().collect();
-    let column = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column: {text}"));
-    let (topic, partition, current, end, lag) =
-        (column("TOPIC"), column("PARTITION"), column("CURRENT-OFFSET"), column("LOG-END-OFFSET"), column("LAG"));
+    let header: Vec<&str> = lines
+        .next()
+        .expect("a GROUP ... header")
+        .split_whitespace()
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {text}"))
+    };
+    let (topic, partition, current, end, lag) = (
+        column("TOPIC"),
+        column("PARTITION"),
+        column("CURRENT-OFFSET"),
+        column("LOG-END-OFFSET"),
+        column("LAG"),
+    );
     let number = |cell: &str| cell.parse::<i64>().ok();
     let mut rows: Vec<GroupRow> = lines
         .map(|line| line.split_whitespace().collect::<Vec<_>>())
@@ -551,7 +730,14 @@ fn parse_group_table(text: &str) -> Vec<GroupRow> {
 
 /// Starts the department binary `name` with `run` (until stopped) in the test's `group`, logging
 /// at info into `log`, and waits until it is assigned partitions `0..partitions` of `topic`.
-pub async fn start_member(name: &str, topic: &str, group: &str, store: &Store, log: &std::path::Path, partitions: i32) -> Process {
+pub async fn start_member(
+    name: &str,
+    topic: &str,
+    group: &str,
+    store: &Store,
+    log: &std::path::Path,
+    partitions: i32,
+) -> Process {
     let member = Process(
         std::process::Command::new(binary("edison-consumers", name))
             .args(department_args(topic, group, store))
@@ -566,8 +752,25 @@ pub async fn start_member(name: &str, topic: &str, group: &str, store: &Store, l
     let assigned = format!("partitions assigned ids=[{}]", ids.join(", "));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(log).unwrap().contains(&assigned) {
-        assert!(std::time::Instant::now() < deadline, "no assignment: {}", std::fs::read_to_string(log).unwrap());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no assignment: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     member
+}
+
+/// Whether the broker has `topic`, from the list of all topics: asking for it by name could
+/// create it on a broker with `auto.create.topics.enable=true`.
+pub fn topic_exists(topic: &str) -> bool {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics().iter().any(|t| t.name() == topic)
 }
