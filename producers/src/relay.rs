@@ -145,10 +145,12 @@ impl ProducerContext for RelayContext {
     }
 }
 
+/// Publishes a store's outbox to `kafka.topic`; see the module doc.
 pub struct Relay {
+    /// Transactional, with the topic's shared `transactional.id`.
     producer: TxProducer,
+    /// Where to publish, and the clients' settings.
     kafka: KafkaArgs,
-    topic: String,
     options: RelayOptions,
     /// The longest a chunk's transaction may stay open: librdkafka's `transaction.timeout.ms`.
     transaction_timeout: Duration,
@@ -168,7 +170,6 @@ impl Relay {
         Ok(Relay {
             producer: edison_common::kafka::create_with_context(&config, RelayContext::default())?,
             kafka: kafka.clone(),
-            topic: kafka.topic.clone(),
             options,
             transaction_timeout,
             holder: Uuid::now_v7().to_string(),
@@ -178,7 +179,7 @@ impl Relay {
     }
 
     pub fn topic(&self) -> &str {
-        &self.topic
+        &self.kafka.topic
     }
 
     /// Publishes the rows queued when it starts, until none is left or a transaction fails. Rows
@@ -214,12 +215,12 @@ impl Relay {
         if let Err(error) = probe {
             return Ok(Some(RelayStop::Unreachable(format!("{}: {error}", self.kafka.bootstrap_servers))));
         }
-        let spec = TopicSpec::orders(&self.topic, self.options.partitions);
+        let spec = TopicSpec::orders(&self.kafka.topic, self.options.partitions);
         let status = ensure_topic(&self.kafka.client_config(), &spec).await?;
         // Before the first event: the topic's shape, and the schemas the events are written
         // with, so that any reader can decode them from the log alone.
         let contract = record_contract(&self.kafka, &writer_schemas()?).await?;
-        debug!(topic = %self.topic, ?status, ?contract, "topic ready");
+        debug!(topic = %self.kafka.topic, ?status, ?contract, "topic ready");
         self.ready.store(true, Ordering::Release);
         Ok(None)
     }
@@ -257,7 +258,7 @@ impl Relay {
             let count = rows.len() as u64;
             // Reading the next chunk overlaps this one's sends and commit.
             let (committed, next) = tokio::join!(
-                transact(&self.producer, &self.topic, rows, self.transaction_timeout),
+                transact(&self.producer, &self.kafka.topic, rows, self.transaction_timeout),
                 store.outbox_rows(last, until, limit),
             );
             if let Err(stop) = committed {
@@ -295,7 +296,7 @@ impl Relay {
         let (acked_tx, acked) = mpsc::unbounded_channel();
         let chunks = stopped.is_none().then(|| {
             let (chunks, mut queued) = mpsc::channel::<Vec<OutboxRow>>(1);
-            let (producer, topic, timeout) = (self.producer.clone(), self.topic.clone(), self.transaction_timeout);
+            let (producer, topic, timeout) = (self.producer.clone(), self.kafka.topic.clone(), self.transaction_timeout);
             tokio::spawn(async move {
                 while let Some(rows) = queued.recv().await {
                     let (count, through) = (rows.len() as u64, rows.last().map(|row| row.id));
