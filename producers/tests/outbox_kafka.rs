@@ -89,13 +89,17 @@ fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
         .create()
         .unwrap();
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).unwrap();
+    // Asks for the log end: a read_committed client is answered the last stable offset, which
+    // trails a commit until its markers are written.
+    let log_end: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("isolation.level", "read_uncommitted").create().unwrap();
     let mut assignment = TopicPartitionList::new();
     let mut remaining = HashMap::new();
     for partition in metadata.topics()[0].partitions() {
         // Right after the relay created the topic a partition's leader may still be moving in.
         let deadline = Instant::now() + TIMEOUT;
         let (_, high) = loop {
-            match consumer.fetch_watermarks(topic, partition.id(), TIMEOUT) {
+            match log_end.fetch_watermarks(topic, partition.id(), TIMEOUT) {
                 Ok(marks) => break marks,
                 Err(error) if Instant::now() < deadline => eprintln!("watermarks of {topic}: {error}; asking again"),
                 Err(error) => panic!("watermarks of {topic}: {error}"),

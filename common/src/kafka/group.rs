@@ -52,6 +52,17 @@ pub struct Watermarks {
     pub high: i64,
 }
 
+/// Every partition's watermarks as Kafka's own tools count lag: the high one is the log end,
+/// asked with `isolation.level=read_uncommitted`. A read_committed client is answered the last
+/// stable offset, which trails a committed transaction until its markers are written, so a
+/// catch-up target or a reader taken right after Sales returned could stop short of it.
+pub fn log_end_offsets(config: &ClientConfig, topic: &str) -> KafkaResult<Vec<Watermarks>> {
+    let mut config = config.clone();
+    config.set("isolation.level", "read_uncommitted");
+    let consumer: BaseConsumer = create(&config)?;
+    watermarks(&consumer, topic)
+}
+
 /// Every partition of `topic` with its watermarks, by partition; none if the topic does not
 /// exist.
 pub fn watermarks<C: ConsumerContext>(

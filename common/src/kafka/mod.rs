@@ -10,7 +10,7 @@ mod topic;
 pub use args::{parse_override, KafkaArgs};
 pub use client::{create, create_with_context};
 pub use group::{
-    commit_offsets, committed_offsets, delete_group, describe_group, offsets_of, watermarks,
+    commit_offsets, committed_offsets, delete_group, describe_group, log_end_offsets, offsets_of, watermarks,
     GroupMember, Watermarks,
 };
 pub use registry::{

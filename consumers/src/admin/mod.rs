@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::ClientConfig;
 
 pub use edison_common::kafka::Watermarks;
@@ -69,11 +68,7 @@ async fn group_offsets(
 /// Every partition's watermarks, off the async threads.
 async fn watermarks(config: &ClientConfig, topic: &str) -> anyhow::Result<Vec<Watermarks>> {
     let (config, topic) = (config.clone(), topic.to_owned());
-    blocking(move || {
-        let consumer: BaseConsumer = edison_common::kafka::create(&config)?;
-        edison_common::kafka::watermarks(&consumer, &topic)
-            .context("cannot read the topic's watermarks")
-    })
+    blocking(move || edison_common::kafka::log_end_offsets(&config, &topic).context("cannot read the topic's watermarks"))
     .await
 }
 

@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::time::{sleep, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -124,11 +124,11 @@ pub async fn run<P: Projection>(
     checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
     // A progress bar while far behind, on a terminal only (no broker calls otherwise).
     let progress = if LagBar::wanted() {
-        lag_at_start(&consumer, &kafka.topic).await.map_or_else(LagBar::hidden, LagBar::behind)
+        lag_at_start(&admin_config, &consumer, &kafka.topic).await.map_or_else(LagBar::hidden, LagBar::behind)
     } else {
         LagBar::hidden()
     };
-    let mut catch_up = catch_up(&options.stop, &consumer, &kafka.topic).await?;
+    let mut catch_up = catch_up(&options.stop, &admin_config, &kafka.topic).await?;
     let filter = Filter::new(options);
     let mut worker = Worker {
         projection,
@@ -553,15 +553,11 @@ impl ConsumerContext for RuntimeContext {
 }
 
 /// What a run that stops by itself has still to apply; `None` for a run that never does.
-async fn catch_up(
-    stop: &Stop,
-    consumer: &Arc<StreamConsumer<RuntimeContext>>,
-    topic: &str,
-) -> Result<Option<CatchUp>, KafkaError> {
+async fn catch_up(stop: &Stop, config: &ClientConfig, topic: &str) -> Result<Option<CatchUp>, KafkaError> {
     let targets = match stop {
         Stop::Never => return Ok(None),
-        Stop::CaughtUp => watermarks(consumer, topic).await?,
-        Stop::AtOffsets(offsets) => watermarks(consumer, topic)
+        Stop::CaughtUp => watermarks(config, topic).await?,
+        Stop::AtOffsets(offsets) => watermarks(config, topic)
             .await?
             .into_iter()
             .map(|(partition, low, _)| (partition, low, offsets.get(&partition).copied().unwrap_or(low)))
@@ -572,12 +568,9 @@ async fn catch_up(
 
 /// (partition, low, high) for every partition of `topic`, off the async threads (librdkafka's
 /// calls block).
-async fn watermarks(
-    consumer: &Arc<StreamConsumer<RuntimeContext>>,
-    topic: &str,
-) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let (consumer, topic) = (Arc::clone(consumer), topic.to_owned());
-    let marks = tokio::task::spawn_blocking(move || edison_common::kafka::watermarks(consumer.as_ref(), &topic))
+async fn watermarks(config: &ClientConfig, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let (config, topic) = (config.clone(), topic.to_owned());
+    let marks = tokio::task::spawn_blocking(move || edison_common::kafka::log_end_offsets(&config, &topic))
         .await
         .expect("watermark lookup panicked")?;
     Ok(marks.into_iter().map(|w| (w.partition, w.low, w.high)).collect())
@@ -585,8 +578,8 @@ async fn watermarks(
 
 /// How many events the group is behind on `topic` now, for the progress bar; `None` if the
 /// broker cannot say.
-async fn lag_at_start(consumer: &Arc<StreamConsumer<RuntimeContext>>, topic: &str) -> Option<i64> {
-    let marks = watermarks(consumer, topic).await.ok()?;
+async fn lag_at_start(config: &ClientConfig, consumer: &Arc<StreamConsumer<RuntimeContext>>, topic: &str) -> Option<i64> {
+    let marks = watermarks(config, topic).await.ok()?;
     let offsets = committed(consumer, topic, marks.iter().map(|(partition, _, _)| *partition).collect()).await.ok()?;
     Some(total_lag(marks, &offsets))
 }

@@ -212,21 +212,13 @@ pub fn read_all(topic: &str) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
     let mut assignment = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
-    for partition in metadata.topics()[0].partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-            .unwrap();
-        if high > low {
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .unwrap();
-            ends.insert(partition.id(), high);
-        }
+    // The log end, not the last stable offset, which trails a commit until its markers land.
+    let marks = edison_common::kafka::log_end_offsets(&kafka_args(topic).client_config(), topic).expect("watermarks");
+    for mark in marks.into_iter().filter(|m| m.high > m.low) {
+        assignment.add_partition_offset(topic, mark.partition, Offset::Beginning).unwrap();
+        ends.insert(mark.partition, mark.high);
     }
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
