@@ -241,7 +241,7 @@ impl Relay {
                     .expect("init_transactions does not panic")
             })
             .await;
-        Ok(init.err().map(|error| fenced(&self.producer, &error).unwrap_or_else(|| RelayStop::Failed(error.to_string()))))
+        Ok(init.err().map(|error| stop_for(&self.producer, &error)))
     }
 
     async fn drain_leased(&self, store: &Store, until: i64, published: &mut u64) -> Result<Option<RelayStop>, SalesError> {
@@ -399,8 +399,7 @@ async fn transact(producer: &TxProducer, topic: &str, rows: Vec<OutboxRow>, time
 }
 
 fn transact_blocking(producer: &TxProducer, topic: &str, rows: &[OutboxRow], timeout: Duration) -> Result<(), RelayStop> {
-    let failed = |error: KafkaError| fenced(producer, &error).unwrap_or_else(|| RelayStop::Failed(error.to_string()));
-    producer.begin_transaction().map_err(failed)?;
+    producer.begin_transaction().map_err(|error| stop_for(producer, &error))?;
     producer.context().take_failure();
     for row in rows {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).key(row.order_id.as_bytes());
@@ -433,6 +432,11 @@ fn abort(producer: &TxProducer, timeout: Duration, detail: String) -> RelayStop 
             RelayStop::Failed(format!("{detail}; aborting the transaction failed too: {error}"))
         }),
     }
+}
+
+/// The stop for a failed transactional call: fenced, or failed.
+fn stop_for(producer: &TxProducer, error: &KafkaError) -> RelayStop {
+    fenced(producer, error).unwrap_or_else(|| RelayStop::Failed(error.to_string()))
 }
 
 /// `Some` if `error` (or the producer's fatal error behind it) says a newer relay fenced this one.
