@@ -4,7 +4,7 @@
 //! `$N` placeholders (SQLite accepts them too), `INSERT .. ON CONFLICT .. DO UPDATE`, and only
 //! the types `Any` maps (integers, text, blobs).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -146,12 +146,7 @@ pub async fn open_existing(
     let display_url = redact(&url);
     let url = match backend {
         Backend::Sqlite => {
-            let path = url
-                .trim_start_matches("sqlite://")
-                .split('?')
-                .next()
-                .unwrap_or_default();
-            if !Path::new(path).is_file() {
+            if !sqlite_file(&url).is_some_and(|path| path.is_file()) {
                 return Ok(None);
             }
             url.replace("mode=rwc", "mode=rw")
@@ -360,14 +355,17 @@ fn normalize(url: &str) -> Result<(String, Backend), DbError> {
     Ok((format!("sqlite://{path}?{query}"), Backend::Sqlite))
 }
 
+/// The file behind a SQLite URL or path (`sqlite://data/x.db?mode=rwc` → `data/x.db`); `None`
+/// for PostgreSQL, an in-memory database or a URL that is neither.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let (url, backend) = normalize(url).ok()?;
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    (backend == Backend::Sqlite && path != ":memory:").then(|| PathBuf::from(path))
+}
+
 fn create_parent_dir(url: &str) -> Result<(), DbError> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    match Path::new(path).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => {
+    match sqlite_file(url).as_deref().and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => {
             std::fs::create_dir_all(dir).map_err(|cause| DbError::CreateDir {
                 path: dir.display().to_string(),
                 cause,
@@ -464,6 +462,16 @@ mod tests {
             placeholders.push_rows(&mut sql, 2, 2);
             assert_eq!(sql, want);
         }
+    }
+
+    #[test]
+    fn a_sqlite_url_or_path_names_its_file() {
+        for url in ["data/w.db", "sqlite://data/w.db", "sqlite:data/w.db?mode=ro"] {
+            assert_eq!(sqlite_file(url), Some(PathBuf::from("data/w.db")), "{url}");
+        }
+        assert_eq!(sqlite_file("postgres://u:p@h/db"), None);
+        assert_eq!(sqlite_file("sqlite://:memory:"), None);
+        assert_eq!(sqlite_file("host=h password=p"), None);
     }
 
     #[test]

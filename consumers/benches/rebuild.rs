@@ -13,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use edison_consumers::cli::{execute, DepartmentCli};
+use edison_consumers::command::{execute, DepartmentCli, NoFlags};
 use edison_consumers::departments::{Billing, Warehouse};
 use edison_consumers::runtime::Projection;
 use edison_schemas::Codec;
@@ -62,7 +62,7 @@ fn raw_consume(topic: &str) -> u64 {
 async fn rebuild<P: Projection>(projection: &P, topic: &str, url: &str, label: &str) -> u64 {
     let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
     let group = format!("bench-{label}-{schema}");
-    let cli = DepartmentCli::parse_from([
+    let cli = DepartmentCli::<NoFlags>::parse_from([
         P::NAME, "--bootstrap-servers", &bootstrap(), "--topic", topic, "--group-id", &group,
         "--database-url", url, "--database-schema", &schema, "run", "--until-caught-up",
     ]);

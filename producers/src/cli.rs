@@ -142,6 +142,13 @@ pub enum SalesCommand {
     Topic(TopicCommand),
 }
 
+impl SalesCommand {
+    /// Whether the command only reads the store: it must not create one where there is none.
+    pub(crate) fn only_reads(&self) -> bool {
+        matches!(self, SalesCommand::Show { .. } | SalesCommand::List { .. })
+    }
+}
+
 #[derive(Args)]
 pub struct InFlight {
     /// The most records in flight to Kafka at once: the relay sends this many outbox rows, then

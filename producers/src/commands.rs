@@ -41,7 +41,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let SalesCommand::Topic(command) = command {
         return run_topic(&kafka, command, json).await;
     }
-    let store = Store::open(&database_url).await.context("cannot open the Sales store")?;
+    let store = if command.only_reads() {
+        Store::open_existing(&database_url).await
+    } else {
+        Store::open(&database_url).await
+    };
+    let store = store.context("cannot open the Sales store")?;
     let (done, record) = match command {
         SalesCommand::Place { model, customer_name, email, address } => {
             ("placed", store.place(&NewOrder { model, customer_name, email, address }).await?)
@@ -324,7 +329,7 @@ fn events(count: u64) -> String {
     format!("{count} event{}", if count == 1 { "" } else { "s" })
 }
 
-/// `45,900.00 EUR`.
+/// `2025-01-06 08:00:00Z`: UTC, to the second.
 fn timestamp(ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

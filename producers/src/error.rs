@@ -42,22 +42,53 @@ pub enum SalesError {
     Conflict,
     #[error("the store holds an unreadable {what}: {value:?}")]
     CorruptRow { what: &'static str, value: String },
+    /// A command that only reads found no store; `url` is redacted.
+    #[error(
+        "no Sales store at {url}: nothing has been sold with it yet \
+         (`sales place` or `sales simulate` creates it)"
+    )]
+    NoStore { url: String },
 
-    #[error(transparent)]
-    Connect(#[from] DbError),
+    // The causes below are part of each message and deliberately not `#[source]`s (`#[from]`
+    // would make them so): they, and sqlx's and Kafka's errors in turn, already repeat their
+    // own source in their message, so a chain (`sales: {:#}`) would print a cause two or three
+    // times. The `From`s are written by `from_cause!` instead.
+    #[error("{0}")]
+    Connect(DbError),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Schema(#[from] edison_schemas::SchemaError),
-    #[error(transparent)]
-    Encode(#[from] edison_schemas::EncodeError),
+    Database(sqlx::Error),
+    #[error("{0}")]
+    Schema(edison_schemas::SchemaError),
+    #[error("{0}")]
+    Encode(edison_schemas::EncodeError),
     #[error("cannot re-encode a stored event: {0}")]
-    Decode(#[from] edison_schemas::DecodeError),
+    Decode(edison_schemas::DecodeError),
     #[error("Kafka error: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Topic(#[from] TopicError),
+    Kafka(KafkaError),
+    #[error("{0}")]
+    Topic(TopicError),
 }
+
+/// `From` each cause into its variant, without making it a source.
+macro_rules! from_cause {
+    ($($variant:ident($cause:ty)),* $(,)?) => {$(
+        impl From<$cause> for SalesError {
+            fn from(cause: $cause) -> SalesError {
+                SalesError::$variant(cause)
+            }
+        }
+    )*};
+}
+
+from_cause!(
+    Connect(DbError),
+    Database(sqlx::Error),
+    Schema(edison_schemas::SchemaError),
+    Encode(edison_schemas::EncodeError),
+    Decode(edison_schemas::DecodeError),
+    Kafka(KafkaError),
+    Topic(TopicError),
+);
 
 impl SalesError {
     /// Converts a failed write: a unique-key collision means a concurrent change.
@@ -66,5 +97,28 @@ impl SalesError {
             sqlx::Error::Database(db) if db.is_unique_violation() => SalesError::Conflict,
             _ => SalesError::Database(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let cause = "No such file or directory (os error 2)";
+        let errors = [
+            SalesError::from(sqlx::Error::Io(io::Error::from_raw_os_error(2))),
+            SalesError::from(DbError::CreateDir { path: "data".into(), cause: io::Error::from_raw_os_error(2) }),
+        ];
+        for error in errors {
+            let printed = format!("{:#}", anyhow::Error::from(error));
+            assert_eq!(printed.matches(cause).count(), 1, "{printed}");
+        }
+        let kafka = SalesError::from(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::MessageTimedOut));
+        let printed = format!("{:#}", anyhow::Error::from(kafka));
+        assert_eq!(printed.matches("timed out").count(), 1, "{printed}");
     }
 }

@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use edison_common::kafka::{ensure_topic, record_contract, KafkaArgs, TopicSpec};
+use edison_common::time::now_ms;
 use edison_schemas::{fingerprint, KNOWN_SCHEMAS};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -37,7 +38,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::error::SalesError;
-use crate::store::{now_ms, OutboxRow, Store};
+use crate::store::{OutboxRow, Store};
 
 /// How long the reachability probe waits for the broker's metadata.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

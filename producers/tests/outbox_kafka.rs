@@ -266,6 +266,25 @@ async fn postgres_rows_another_writer_commits_during_a_simulation_are_not_skippe
     rows_another_writer_commits_during_a_simulation_are_not_skipped(Scenario::postgres().await).await;
 }
 
+/// A command that only reads finds no Sales store in a database without Sales' tables, and
+/// migrates nothing there. It needs no broker.
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_a_postgres_database_without_sales_tables_creates_none() {
+    let s = Scenario::postgres().await;
+    let error = s.sales(DOWN, &["list"]).await.expect_err("there is no Sales store yet");
+    let message = format!("no Sales store at {}: nothing has been sold", edison_common::db::redact(&s.url));
+    assert!(format!("{error:#}").contains(&message), "{error:#}");
+    let mut conn = PgConnection::connect(&s.url).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0, "no migration ran");
+    s.store().await;
+    s.sales(DOWN, &["list"]).await.expect("a store now");
+}
+
 /// The relay records progress as one high-water mark, and `simulate` relays the rows its own
 /// commits returned. Orders placed meanwhile by another writer land between those rows: the
 /// mark must never pass them unpublished.

@@ -1,4 +1,6 @@
-//! Assembly against the real broker: the build queue follows the log.
+//! Assembly against the real broker: the build queue follows the log. Its rules, restated in
+//! `support::rules`: every order keeps an entry with its latest model, batteries and expected
+//! delivery; it waits to be built while paid and not cancelled since, earliest delivery first.
 
 mod support;
 
@@ -7,7 +9,6 @@ use std::collections::BTreeMap;
 use edison_consumers::departments::assembly::{self, QueueEntry, REPORT_HEAD};
 use edison_consumers::departments::Assembly;
 use edison_consumers::runtime::Projection;
-use edison_schemas::OrderStatus;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,17 +27,17 @@ async fn the_build_queue_holds_the_paid_orders_by_expected_delivery(backend: Bac
         backend,
         300,
         |db| async move { assembly::entries(&db.pool).await.unwrap() },
-        |event| Some(QueueEntry::from_event(event)),
+        |event| Some(rules::queue_entry(event)),
     )
     .await;
     assert!(run.rows.iter().any(|entry| entry.status == "cancelled"), "cancelled orders keep their row");
 
-    let mut queue: Vec<QueueEntry> = run
-        .latest
-        .values()
-        .filter(|event| event.order.status == OrderStatus::Paid)
-        .map(QueueEntry::from_event)
-        .collect();
+    assert!(
+        run.rows.iter().any(|entry| rules::queued(entry) && run.latest[&entry.order_id].event_type == edison_schemas::EventType::Amended),
+        "an amendment updated a queued entry"
+    );
+
+    let mut queue: Vec<QueueEntry> = run.latest.values().map(rules::queue_entry).filter(rules::queued).collect();
     queue.sort_by(|a, b| (a.expected_delivery, &a.order_id).cmp(&(b.expected_delivery, &b.order_id)));
     let pool = &run.db.pool;
     let head = assembly::queue_head(pool, REPORT_HEAD).await.unwrap();

@@ -6,13 +6,13 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::Warehouse;
 use edison_schemas::{CarModel, Codec, Customer, EventType, Money, Order, OrderEvent, OrderStatus};
+use edison_common::time::now_ms;
 use support::*;
 
 const SCHEMA: &str = concat!(
@@ -88,12 +88,6 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fastavro_reads_what_sales_published_and_a_department_applies_what_fastavro_wrote() {

@@ -1,14 +1,26 @@
 //! Billing against the real broker: invoices, credit notes and revenue by month follow the log,
-//! to the cent.
+//! to the cent. Its rules, restated in `support::rules`: a paid order has an invoice for its
+//! price in the UTC month it was paid, and if it is cancelled later a credit note for the same
+//! amount in the month it was cancelled; an order never paid bills nothing.
 
 mod support;
 
 use std::collections::BTreeMap;
 
-use edison_consumers::departments::billing::{self, Invoice, MonthRevenue};
-use edison_consumers::departments::{format, Billing};
+use edison_consumers::departments::billing::{self, MonthRevenue};
+use edison_consumers::departments::Billing;
 use edison_consumers::runtime::Projection;
 use support::*;
+
+#[test]
+fn the_tests_months_are_utc() {
+    let march_30_2026 = 1_774_828_800_000; // 2026-03-30T00:00:00Z
+    assert_eq!(utc_month(march_30_2026), "2026-03");
+    assert_eq!(utc_month(march_30_2026 + 2 * 86_400_000), "2026-04");
+    assert_eq!(utc_month(1_767_225_599_999), "2025-12", "the last millisecond of 2025");
+    assert_eq!(utc_month(1_767_225_600_000), "2026-01");
+    assert_eq!(utc_month(-1), "1969-12");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_invoices_credit_notes_and_monthly_revenue_are_exact() {
@@ -21,17 +33,18 @@ async fn postgres_invoices_credit_notes_and_monthly_revenue_are_exact() {
 }
 
 async fn invoices_credit_notes_and_monthly_revenue_are_exact(backend: Backend) {
-    let run = exercise(&Billing, backend, 300, |db| async move { billing::invoices(&db.pool).await.unwrap() }, Invoice::from_event).await;
+    let run = exercise(&Billing, backend, 300, |db| async move { billing::invoices(&db.pool).await.unwrap() }, rules::invoice).await;
     assert!(run.rows.iter().any(|invoice| invoice.credited_at.is_some()), "some paid orders were credited");
+    assert!(run.rows.len() < run.latest.len(), "orders not paid have no invoice");
 
     // Invoiced in the month paid, credited in the month cancelled, from the events read back.
     let mut months: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for order in run.latest.values().map(|event| &event.order) {
         let Some(paid_at) = order.paid_at else { continue };
         let currency = &order.price.currency;
-        months.entry((format::utc_month(paid_at), currency.clone())).or_default().0 += order.price.amount_cents;
+        months.entry((utc_month(paid_at), currency.clone())).or_default().0 += order.price.amount_cents;
         if let Some(cancelled_at) = order.cancelled_at {
-            months.entry((format::utc_month(cancelled_at), currency.clone())).or_default().1 += order.price.amount_cents;
+            months.entry((utc_month(cancelled_at), currency.clone())).or_default().1 += order.price.amount_cents;
         }
     }
     let want: Vec<MonthRevenue> = months
@@ -45,7 +58,8 @@ async fn invoices_credit_notes_and_monthly_revenue_are_exact(backend: Backend) {
         "some credit notes fall in a later month than their invoice"
     );
 
-    let net: i64 = want.iter().map(MonthRevenue::net_cents).sum();
+    // Net revenue: what was invoiced minus what was credited.
+    let net: i64 = want.iter().map(|month| month.invoiced_cents - month.credited_cents).sum();
     let report = Billing.report(&run.db.pool).await.unwrap();
     let total = report.lines().find(|line| line.trim_start().starts_with("total")).unwrap_or_default();
     assert!(total.ends_with(&edison_schemas::Money::format(net, "EUR")), "{report}");

@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use edison_consumers::cli::execute;
+use edison_consumers::command::execute;
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::Warehouse;
 use support::*;
@@ -129,8 +129,7 @@ async fn a_database_outage_mid_run_is_retried_and_offsets_hold_still() {
     pg.run("start");
     let stats = tokio::time::timeout(Duration::from_secs(120), run).await.unwrap().unwrap().unwrap().unwrap();
     assert_eq!(stats.dead_lettered, 0, "a database outage never dead-letters");
-    let mut want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(Reservation::from_event).collect();
-    want.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    let want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(rules::reservation).collect();
     let got = warehouse::reservations(&connect(&Warehouse, &store).await.pool).await.unwrap();
     assert_eq!(got, want);
 }

@@ -1,4 +1,6 @@
-//! The first slice end to end: events on a real broker, materialised by the warehouse.
+//! The first slice end to end: events on a real broker, materialised by the warehouse. Its
+//! rule, restated in `support::rules`: a reservation holds the order's batteries unless the order
+//! is cancelled; older events never overwrite newer ones; an erased order disappears.
 
 mod support;
 
@@ -6,17 +8,15 @@ use edison_common::kafka::{ensure_topic, topic_configs, TopicError, TopicSpec};
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::Warehouse;
 use edison_consumers::runtime::RunStats;
-use edison_schemas::OrderEvent;
 use support::*;
 
 async fn reservations(store: &Store) -> Vec<Reservation> {
     warehouse::reservations(&connect(&Warehouse, store).await.pool).await.unwrap()
 }
 
-fn expected(latest: impl IntoIterator<Item = OrderEvent>) -> Vec<Reservation> {
-    let mut rows: Vec<Reservation> = latest.into_iter().map(|e| Reservation::from_event(&e)).collect();
-    rows.sort_by(|a, b| a.order_id.cmp(&b.order_id));
-    rows
+/// What the warehouse must hold for the topic's records, by its rule.
+fn expected(records: &[Record]) -> Vec<Reservation> {
+    latest_states(records).values().map(rules::reservation).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,9 +40,10 @@ async fn n_orders_give_n_rows_that_match_what_was_sent_and_a_rerun_applies_nothi
     assert_eq!(stats.applied + stats.dead_lettered, stats.consumed);
     let rows = reservations(&store).await;
     assert_eq!(rows.len(), 300, "one row per order");
-    let want = expected(latest_states(&read_all(&topic)).into_values());
+    let want = expected(&read_all(&topic));
     assert_eq!(rows, want, "rows match the latest event of each order as sent");
     assert!(rows.iter().any(|r| r.status == "cancelled" && r.batteries_reserved == 0));
+    assert!(rows.iter().any(|r| r.status == "placed" && r.batteries_reserved == r.batteries && r.batteries > 0));
     assert!(rows.iter().any(|r| r.status == "paid" && r.sequence == 2));
 
     let again = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
@@ -72,7 +73,7 @@ async fn replayed_and_duplicated_events_change_nothing() {
     produce_events(&topic, &events[..20]).await;
     let store = Store::sqlite();
     run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
-    let want = expected(latest_states(&read_all(&topic)).into_values());
+    let want = expected(&read_all(&topic));
     assert_eq!(reservations(&store).await, want, "older sequences never overwrite newer ones");
 }
 

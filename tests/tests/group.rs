@@ -79,9 +79,7 @@ async fn two_instances_split_the_partitions_and_the_survivor_of_a_kill_finishes(
         "the survivor took over every partition: {b_log}"
     );
 
-    let mut want: Vec<Reservation> =
-        latest_states(&read_all(&topic)).values().map(Reservation::from_event).collect();
-    want.sort_by(|x, y| x.order_id.cmp(&y.order_id));
+    let want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(rules::reservation).collect();
     let got = warehouse::reservations(&connect(&Warehouse, &store).await.pool).await.unwrap();
     assert_eq!(got, want, "the projection equals the one computed from the topic");
 }

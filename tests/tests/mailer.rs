@@ -12,15 +12,12 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use edison_common::time::now_ms;
 use edison_consumers::departments::mailer::{self, mail, Delivery, LedgerEntry, MailKind, MailStatus, MailerSettings};
 use edison_consumers::departments::Mailer;
 use edison_consumers::runtime::Projection;
 use edison_schemas::OrderEvent;
 use support::*;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 fn mailer_to(delivery: Delivery, mail_since: Option<i64>, retry_for: Duration) -> Mailer {
     let settings = MailerSettings { delivery, mail_since, retry_for, ..MailerSettings::spool("unused") };
@@ -300,6 +297,127 @@ async fn an_erased_order_keeps_no_personal_data_and_its_unsent_mail_never_goes(b
     let pool = connect(&mailer, &store).await.pool;
     let tracked: Vec<String> = sqlx::query_scalar("SELECT order_id FROM mail_orders").fetch_all(&pool).await.unwrap();
     assert!(!tracked.contains(&sent_order) && !tracked.contains(&unsent_id) && tracked.len() == 9);
+}
+
+/// `event` as Sales publishes it when the order is erased before the event went out: the
+/// customer's personal data blanked, before the tombstone.
+fn blanked(event: &OrderEvent) -> OrderEvent {
+    let mut event = event.clone();
+    let customer = &mut event.order.customer;
+    (customer.name, customer.email, customer.shipping_address) = Default::default();
+    event
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_mail_of_an_order_erased_before_it_went_is_dropped_never_failed() {
+    mail_of_an_order_erased_before_it_went_is_dropped_never_failed(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_mail_of_an_order_erased_before_it_went_is_dropped_never_failed() {
+    mail_of_an_order_erased_before_it_went_is_dropped_never_failed(Backend::Postgres).await;
+}
+
+/// The demo's "failed" mails: Sales publishes an erased order's unpublished events blanked, and
+/// a batch that ends before the tombstone used to record mail to "" that then failed.
+async fn mail_of_an_order_erased_before_it_went_is_dropped_never_failed(backend: Backend) {
+    let topic = orders_topic(3).await;
+    let events = lifecycles(2); // order 0: placed, paid, cancelled; order 1: placed
+    let (early, late) = (events[0].order.order_id.clone(), events[3].order.order_id.clone());
+    let (store, spool) = (Store::new(backend), tempfile::tempdir().unwrap());
+    let mailer = spool_mailer(spool.path(), Some(0));
+    produce_events(&topic, &events[..1]).await;
+    run_until_caught_up(&mailer, &topic, "mailer", &store).await;
+    let confirmed = ledger(&store).await.remove(0);
+    assert_eq!((confirmed.status, &confirmed.order_id), (MailStatus::Sent, &early));
+
+    // Both orders are erased: the events not yet published go out blanked, in batches of their
+    // own (each run here ends one), then the tombstones.
+    produce_events(&topic, &events[1..].iter().map(blanked).collect::<Vec<_>>()).await;
+    run_until_caught_up(&mailer, &topic, "mailer", &store).await;
+    produce(&topic, &[(early.clone().into_bytes(), None), (late.clone().into_bytes(), None)]).await;
+    run_until_caught_up(&mailer, &topic, "mailer", &store).await;
+    run_until_caught_up(&mailer, &topic, "mailer-replay", &store).await;
+
+    let kinds = |order: &str, entries: &[LedgerEntry]| -> Vec<(MailKind, MailStatus)> {
+        let mut kinds: Vec<_> = entries.iter().filter(|e| e.order_id == order).map(|e| (e.kind, e.status)).collect();
+        kinds.sort();
+        kinds
+    };
+    let entries = ledger(&store).await;
+    use MailKind::*;
+    use MailStatus::{Dropped, Sent};
+    assert_eq!(kinds(&early, &entries), [(Confirmation, Sent), (Receipt, Dropped), (Cancellation, Dropped)]);
+    assert_eq!(kinds(&late, &entries), [(Confirmation, Dropped)]);
+    let proof = entries.iter().find(|e| e.order_id == early && e.kind == Confirmation).unwrap();
+    assert_eq!((proof.sent_at, proof.sequence), (confirmed.sent_at, confirmed.sequence), "proof of what was sent");
+    for entry in &entries {
+        assert_eq!((&entry.recipient, &entry.subject, &entry.body, &entry.last_error), (&None, &None, &None, &None), "{entry:?}");
+    }
+    let files = delivered(&maildir(&spool));
+    assert_eq!(files.iter().map(|f| &f.message_id).collect::<Vec<_>>(), [&mailer.message_id(&early, Confirmation)]);
+}
+
+/// Runs the real `mailer` binary on `topic` with `flags` before `run --until-caught-up`: its exit
+/// status and what it printed (stdout, then stderr).
+async fn mailer_process(topic: &str, store: &Store, flags: &[&str]) -> (std::process::ExitStatus, String) {
+    let run = Command::new(binary("edison-consumers", "mailer"))
+        .args(department_args(topic, "mailer", store))
+        .args(flags)
+        .args(["run", "--until-caught-up", "--dead-letter-topic", &format!("{topic}.dlq")])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the run ends").unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status, printed)
+}
+
+/// A script must be able to tell that a caught-up run left mail undelivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn mailer_run_until_caught_up_exits_non_zero_while_smtp_is_unreachable() {
+    let topic = orders_topic(1).await;
+    produce_events(&topic, &lifecycles(3)).await;
+    let store = Store::sqlite();
+    let closed = format!("smtp://127.0.0.1:{}", free_port());
+    let (status, printed) = mailer_process(&topic, &store, &["--smtp-url", &closed, "--mail-since", "0", "--retry-for", "1"]).await;
+    assert!(!status.success(), "{status}: {printed}");
+    let pending = ledger(&store).await;
+    assert!(pending.len() == 6 && pending.iter().all(|e| e.status == MailStatus::Pending), "{pending:?}");
+    assert!(printed.contains("6 mails pending because the transport failed"), "{printed}");
+    assert!(printed.contains(&closed) && printed.contains("A later run retries them"), "{printed}");
+
+    // A later run that can deliver sends them, and exits 0.
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap();
+    let (status, printed) = mailer_process(&topic, &store, &["--spool-dir", spool_dir, "--mail-since", "0"]).await;
+    assert!(status.success(), "{status}: {printed}");
+    assert!(ledger(&store).await.iter().all(|e| e.status == MailStatus::Sent));
+    assert_eq!(delivered(&maildir(&spool)).len(), 6);
+}
+
+/// A first run over past history mails nothing, and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_mailer_run_over_history_notes_the_mails_it_recorded_as_historical() {
+    let topic = orders_topic(1).await;
+    produce_events(&topic, &lifecycles(3)).await;
+    let (store, spool) = (Store::sqlite(), tempfile::tempdir().unwrap());
+    let spool_dir = spool.path().to_str().unwrap();
+    let (status, printed) = mailer_process(&topic, &store, &["--spool-dir", spool_dir]).await;
+    assert!(status.success(), "{status}: {printed}");
+    let cutoff = mailer::cutoff(&connect(&spool_mailer(spool.path(), None), &store).await.pool).await.unwrap().unwrap();
+    let note = format!(
+        "6 mails recorded as historical, never to be sent: what they tell happened before the cutoff {} \
+         (stored by the ledger's first run).",
+        edison_common::time::format_rfc3339(cutoff)
+    );
+    assert!(printed.contains(&note), "{printed}");
+    assert!(delivered(&maildir(&spool)).is_empty());
+
+    // The next run records nothing as historical, and says nothing about it.
+    produce_events(&topic, std::slice::from_ref(&placed_now())).await;
+    let (status, printed) = mailer_process(&topic, &store, &["--spool-dir", spool_dir]).await;
+    assert!(status.success() && !printed.contains("recorded as historical"), "{status}: {printed}");
+    assert_eq!(delivered(&maildir(&spool)).len(), 1);
 }
 
 /// Fails the test unless Python's aiosmtpd is there: the SMTP test must not pass by skipping.

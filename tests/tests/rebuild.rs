@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use edison_common::kafka::{committed_offsets, describe_group};
-use edison_consumers::cli::execute;
+use edison_consumers::command::execute;
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::Warehouse;
 use support::*;
@@ -86,8 +86,7 @@ async fn a_differing_shadow_is_listed_and_not_swapped_and_an_interrupted_one_lea
 
     // Accepting the difference swaps in the repaired projection.
     rebuild(&topic, &store, &["--shadow", "--accept-diff"]).await.unwrap();
-    let mut want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(Reservation::from_event).collect();
-    want.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    let want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(rules::reservation).collect();
     assert_eq!(reservations(&store).await, want);
 }
 
@@ -138,8 +137,7 @@ async fn a_snapshot_shows_the_state_as_of_a_past_time() {
             event.occurred_at <= as_of
         })
         .collect();
-    let mut want: Vec<Reservation> = latest_states(&past).values().map(Reservation::from_event).collect();
-    want.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    let want: Vec<Reservation> = latest_states(&past).values().map(rules::reservation).collect();
     let snapshot = Store::at(&format!("sqlite://{}", out.display()));
     assert_eq!(reservations(&snapshot).await, want);
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use edison_common::kafka::committed_offsets;
-use edison_consumers::cli::execute;
+use edison_consumers::command::execute;
 use edison_consumers::departments::mailer::{self, MailerSettings};
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::{Mailer, Warehouse};

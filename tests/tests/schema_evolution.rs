@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use edison_common::kafka::{publish_registry, read_registry};
-use edison_consumers::cli::execute;
+use edison_consumers::command::execute;
 use edison_consumers::departments::warehouse::{self, Reservation};
 use edison_consumers::departments::Warehouse;
 use edison_schemas::{fingerprint, Codec, EventType, Order, OrderEvent, OrderStatus, KNOWN_SCHEMAS, ORDER_EVENT_SCHEMA};
@@ -77,27 +77,27 @@ async fn produce_at(topic: &str, records: &[(String, Vec<u8>)]) -> Vec<(i32, i64
     at
 }
 
-/// The warehouse's rule, restated: one row per order, its latest state by sequence, all of its
-/// batteries reserved unless it is cancelled.
-fn expected_reservations(events: impl IntoIterator<Item = (i64, i64, Order)>) -> Vec<Reservation> {
-    let mut latest: BTreeMap<String, (i64, i64, Order)> = BTreeMap::new();
-    for (sequence, occurred_at, order) in events {
-        if latest.get(&order.order_id).is_none_or(|(seen, _, _)| sequence > *seen) {
-            latest.insert(order.order_id.clone(), (sequence, occurred_at, order));
+/// What a v1 department reads of a v2 event: the same event without the field it does not know.
+fn as_v1(event: &OrderEventV2) -> OrderEvent {
+    OrderEvent {
+        event_id: event.event_id.clone(),
+        event_type: event.event_type,
+        sequence: event.sequence,
+        occurred_at: event.occurred_at,
+        order: event.order.clone(),
+    }
+}
+
+/// The warehouse's rows for `events` by its rule (`support::rules::reservation`): one row per
+/// order, from its latest event by sequence.
+fn expected_reservations(events: &[OrderEvent]) -> Vec<Reservation> {
+    let mut latest: BTreeMap<&str, &OrderEvent> = BTreeMap::new();
+    for event in events {
+        if latest.get(event.order.order_id.as_str()).is_none_or(|seen| event.sequence > seen.sequence) {
+            latest.insert(&event.order.order_id, event);
         }
     }
-    latest
-        .into_values()
-        .map(|(sequence, occurred_at, order)| Reservation {
-            order_id: order.order_id.clone(),
-            model: order.model.as_str().to_owned(),
-            status: order.status.as_str().to_owned(),
-            batteries: i64::from(order.batteries),
-            batteries_reserved: if order.status == OrderStatus::Cancelled { 0 } else { i64::from(order.batteries) },
-            sequence,
-            updated_at: occurred_at,
-        })
-        .collect()
+    latest.into_values().map(rules::reservation).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,9 +132,8 @@ async fn a_v1_department_reads_v2_events_by_the_schema_sales_published_and_a_v2_
     let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
     assert_eq!((stats.consumed, stats.applied, stats.dead_lettered), (5, 5, 0), "{stats:?}");
     let rows = warehouse::reservations(&connect(&Warehouse, &store).await.pool).await.unwrap();
-    let log = v1.iter().map(|e| (e.sequence, e.occurred_at, e.order.clone()));
-    let expected = expected_reservations(log.chain(paid.iter().map(|e| (e.sequence, e.occurred_at, e.order.clone()))));
-    assert_eq!(rows, expected);
+    let log: Vec<OrderEvent> = v1.iter().cloned().chain(paid.iter().map(as_v1)).collect();
+    assert_eq!(rows, expected_reservations(&log));
     assert_eq!(rows.iter().filter(|r| r.status == "paid").count(), 2);
 
     // A v2 department reads the v1 history (the default filled in) and the v2 events.
@@ -184,7 +183,7 @@ async fn a_fingerprint_nobody_published_stops_the_department_before_it_and_offse
     // What is applied is right; the unknown record's own partition is applied up to it. Other
     // partitions stop wherever the run did.
     let rows = warehouse::reservations(&connect(&Warehouse, &store).await.pool).await.unwrap();
-    let expected = expected_reservations(v1.iter().map(|e| (e.sequence, e.occurred_at, e.order.clone())));
+    let expected = expected_reservations(&v1);
     assert!(rows.iter().all(|row| expected.contains(row)), "{rows:?}");
     assert!(rows.iter().any(|row| row.order_id == v1[0].order.order_id), "{rows:?}");
 }

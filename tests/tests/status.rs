@@ -4,11 +4,12 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use edison_consumers::departments::Warehouse;
+use edison_common::time::now_ms;
 use support::*;
 
 /// `warehouse ... status --json`, run as the binary, parsed.
@@ -23,9 +24,6 @@ fn status_json(topic: &str, group: &str, store: &Store) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout}"))
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lag_per_partition_is_the_brokers_own() {

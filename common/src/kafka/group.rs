@@ -63,6 +63,14 @@ pub fn log_end_offsets(config: &ClientConfig, topic: &str) -> KafkaResult<Vec<Wa
     watermarks(&consumer, topic)
 }
 
+/// [`log_end_offsets`] off the async threads (librdkafka's calls block).
+pub async fn read_log_end_offsets(config: &ClientConfig, topic: &str) -> KafkaResult<Vec<Watermarks>> {
+    let (config, topic) = (config.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || log_end_offsets(&config, &topic))
+        .await
+        .expect("a watermark lookup panicked")
+}
+
 /// Every partition of `topic` with its watermarks, by partition; none if the topic does not
 /// exist.
 pub fn watermarks<C: ConsumerContext>(
@@ -101,6 +109,23 @@ pub fn committed_offsets(
         query.add_partition(topic, partition.id());
     }
     Ok(offsets_of(&consumer.committed_offsets(query, TIMEOUT)?))
+}
+
+/// How many events of a partition a group has still to consume. Without a commit, a group
+/// starts at the log start (`auto.offset.reset=earliest`), so the whole log is behind.
+pub fn partition_lag(low: i64, high: i64, committed: Option<i64>) -> i64 {
+    (high - committed.unwrap_or(low)).max(0)
+}
+
+/// A group's lag summed over `watermarks` (partition, low, high).
+pub fn total_lag(
+    watermarks: impl IntoIterator<Item = (i32, i64, i64)>,
+    committed: &HashMap<i32, i64>,
+) -> i64 {
+    watermarks
+        .into_iter()
+        .map(|(partition, low, high)| partition_lag(low, high, committed.get(&partition).copied()))
+        .sum()
 }
 
 /// Partition → offset for the entries of `list` that hold a real offset.
@@ -146,4 +171,19 @@ fn group_client(config: &ClientConfig, group: &str) -> KafkaResult<BaseConsumer>
         .set("group.id", group)
         .set("enable.auto.commit", "false");
     create(&config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_counts_from_the_commit_or_else_the_log_start() {
+        assert_eq!(partition_lag(0, 120, Some(100)), 20);
+        assert_eq!(partition_lag(5, 120, None), 115);
+        assert_eq!(partition_lag(0, 0, None), 0);
+        assert_eq!(partition_lag(0, 10, Some(12)), 0, "never negative");
+        let committed = HashMap::from([(0, 100), (2, 7)]);
+        assert_eq!(total_lag([(0, 0, 120), (1, 0, 30), (2, 0, 7)], &committed), 50);
+    }
 }

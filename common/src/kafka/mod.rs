@@ -10,7 +10,8 @@ mod topic;
 pub use args::{parse_override, KafkaArgs};
 pub use client::{create, create_with_context};
 pub use group::{
-    commit_offsets, committed_offsets, delete_group, describe_group, log_end_offsets, offsets_of, watermarks,
+    commit_offsets, committed_offsets, delete_group, describe_group, log_end_offsets, offsets_of, partition_lag, read_log_end_offsets,
+    total_lag, watermarks,
     GroupMember, Watermarks,
 };
 pub use registry::{

@@ -10,11 +10,11 @@ use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use edison_common::args::SharedArgs;
 use edison_common::db::redact;
 use edison_common::kafka::{commit_offsets, create, GroupMember};
 
 use super::{blocking, group_offsets, group_state, watermarks, Watermarks, TIMEOUT};
-use crate::cli::SharedArgs;
 use crate::runtime::{checkpoint, Projection};
 
 pub const HELP: &str = "\
@@ -50,7 +50,7 @@ pub struct ResetArgs {
 
     /// To the first offsets at or after this time: 2026-11-20T12:00:00Z, ...+01:00, 2026-11-20T12:00:00
     /// (UTC) or 2026-11-20 (midnight UTC). The projection is kept.
-    #[arg(long, value_name = "ISO8601", value_parser = crate::cli::parse_datetime)]
+    #[arg(long, value_name = "ISO8601", value_parser = edison_common::time::parse_datetime)]
     pub to_datetime: Option<i64>,
 
     /// To explicit offsets: PARTITION:OFFSET[,...], or OFFSET for every partition. The projection is kept.
@@ -227,7 +227,7 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
         Target::Earliest => "to the earliest offsets".to_owned(),
         Target::Datetime(ms) => format!(
             "to the first offsets at or after {}",
-            super::status::format_time(*ms)
+            edison_common::time::format_rfc3339(*ms)
         ),
         Target::Offsets(_) => "to explicit offsets".to_owned(),
     };
@@ -320,7 +320,7 @@ pub async fn reset_offsets<P: Projection>(
 ) -> anyhow::Result<()> {
     shared.require_topic().await?;
     let config = shared.kafka.client_config();
-    let (group, topic) = (shared.group_id::<P>(), shared.kafka.topic.clone());
+    let (group, topic) = (shared.group_id(P::NAME), shared.kafka.topic.clone());
     let target = args.target();
     let (state, members) = group_state(&config, &group).await?;
     let marks = watermarks(&config, &topic).await?;
@@ -334,7 +334,7 @@ pub async fn reset_offsets<P: Projection>(
     };
     let moves = plan_moves(&target, &marks, &committed, &by_time).map_err(anyhow::Error::msg)?;
     let clears =
-        (target == Target::Earliest).then(|| (P::TABLES, redact(&shared.database_url::<P>())));
+        (target == Target::Earliest).then(|| (P::TABLES, redact(&shared.database_url(P::NAME))));
     let plan = Plan {
         department: P::NAME,
         group: &group,
@@ -403,7 +403,7 @@ async fn empty_projection<P: Projection>(
 ) -> anyhow::Result<String> {
     let unfinished =
         "the offsets are reset but the projection is not emptied; run the same reset again";
-    let db = shared.connect(projection).await.context(unfinished)?;
+    let db = shared.connect(P::NAME, projection.migrator()).await.context(unfinished)?;
     checkpoint::ensure_table(&db.pool)
         .await
         .context(unfinished)?;

@@ -3,18 +3,21 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write as _};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
 use sqlx::AnyPool;
 use tokio_util::sync::CancellationToken;
 
+use edison_common::args::SharedArgs;
 use edison_common::db::{self, Backend};
+use edison_common::time::{format_rfc3339, now_ms};
 use edison_common::kafka::GroupMember;
 
-use super::{group_offsets, group_state, partition_lag, watermarks, Watermarks};
-use crate::cli::SharedArgs;
+use edison_common::kafka::partition_lag;
+
+use super::{group_offsets, group_state, watermarks, Watermarks};
 use crate::runtime::{checkpoint, Projection};
 
 /// How long a one-shot status watches the committed offsets move, for the rate.
@@ -97,7 +100,7 @@ pub async fn status<P: Projection>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     shared.require_topic().await?;
-    let (group, topic) = (shared.group_id::<P>(), shared.kafka.topic.clone());
+    let (group, topic) = (shared.group_id(P::NAME), shared.kafka.topic.clone());
     let interval = args.watch.map(Duration::from_secs_f64);
     let mut before = sample(shared, &group, &topic).await?;
     let mut wait = interval.map_or(SAMPLE, |every| every.min(SAMPLE));
@@ -107,10 +110,10 @@ pub async fn status<P: Projection>(
             _ = tokio::time::sleep(wait) => {}
         }
         let after = sample(shared, &group, &topic).await?;
-        let database = db::redact(&shared.database_url::<P>());
+        let database = db::redact(&shared.database_url(P::NAME));
         let (last_applied_ms, note) = last_applied(
-            &shared.database_url::<P>(),
-            &shared.database_schema::<P>(),
+            &shared.database_url(P::NAME),
+            &shared.database_schema(P::NAME),
             &topic,
         )
         .await;
@@ -202,7 +205,7 @@ fn build(
         eta: format_eta(lag, events_per_second),
         database,
         last_applied_ms,
-        last_applied_at: last_applied_ms.map(format_time),
+        last_applied_at: last_applied_ms.map(format_rfc3339),
         database_note,
     }
 }
@@ -406,21 +409,6 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 UTC, to the second.
-pub fn format_time(ms: i64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|at| at.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{ms} ms"))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,11 +455,6 @@ mod tests {
             "offsets moved back count as nothing"
         );
         assert_eq!(rate(&before, &after, &marks, 0.0), 0.0);
-    }
-
-    #[test]
-    fn times_are_rfc_3339_utc_to_the_second() {
-        assert_eq!(format_time(1_764_000_000_999), "2025-11-24T16:00:00Z");
     }
 
     #[test]
@@ -522,7 +505,7 @@ mod tests {
         );
         let applied = Status {
             last_applied_ms: Some(10_000),
-            last_applied_at: Some(format_time(10_000)),
+            last_applied_at: Some(format_rfc3339(10_000)),
             database_note: None,
             ..status
         };

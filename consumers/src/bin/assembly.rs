@@ -1,6 +1,6 @@
-//! `assembly`: the build queue of paid orders, by expected delivery.
+//! `assembly`: an alias of `edison assembly`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    edison_consumers::cli::main(edison_consumers::departments::Assembly).await
+    edison_consumers::cli::main_as("assembly").await
 }

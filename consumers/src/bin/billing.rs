@@ -1,6 +1,6 @@
-//! `billing`: invoices, credit notes and revenue by month.
+//! `billing`: an alias of `edison billing`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    edison_consumers::cli::main(edison_consumers::departments::Billing).await
+    edison_consumers::cli::main_as("billing").await
 }

@@ -1,6 +1,6 @@
-//! `dashboard`: sales statistics by model and day.
+//! `dashboard`: an alias of `edison dashboard`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    edison_consumers::cli::main(edison_consumers::departments::Dashboard).await
+    edison_consumers::cli::main_as("dashboard").await
 }

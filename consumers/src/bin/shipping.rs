@@ -1,6 +1,6 @@
-//! `shipping`: shipments due by ISO week.
+//! `shipping`: an alias of `edison shipping`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    edison_consumers::cli::main(edison_consumers::departments::Shipping).await
+    edison_consumers::cli::main_as("shipping").await
 }

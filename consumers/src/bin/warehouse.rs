@@ -1,6 +1,6 @@
-//! `warehouse`: battery reservations per order.
+//! `warehouse`: an alias of `edison warehouse`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    edison_consumers::cli::main(edison_consumers::departments::Warehouse).await
+    edison_consumers::cli::main_as("warehouse").await
 }

@@ -1,6 +1,27 @@
-//! Order events for the departments' unit tests: one order, walked through its life.
+//! Order events for the departments' unit tests: one order, walked through its life; and a
+//! database in memory to apply them to.
+
+use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
 
 use edison_schemas::{CarModel, Customer, EventType, Money, Order, OrderEvent, OrderStatus};
+
+use crate::runtime::{Change, Projection};
+
+/// A fresh database in memory with `migrator`'s schema, shared by the pool's connections: a
+/// named in-memory SQLite database (`file:NAME?mode=memory&cache=shared`, the `:` escaped, or the
+/// URL would read it as a port). Plain `:memory:` would give each connection one of its own.
+pub async fn memory_database(migrator: &'static Migrator) -> AnyPool {
+    let url = format!("sqlite:file%3Atest-{}?mode=memory&cache=shared", uuid::Uuid::now_v7().simple());
+    edison_common::db::connect(&url, migrator).await.expect("an in-memory database").pool
+}
+
+/// Applies `changes` as one batch, in one transaction, as the runtime does.
+pub async fn apply_batch<P: Projection>(projection: &P, pool: &AnyPool, changes: &[Change]) {
+    let mut tx = pool.begin().await.unwrap();
+    projection.apply(&mut tx, changes).await.unwrap();
+    tx.commit().await.unwrap();
+}
 
 /// 2025-11-24T16:00:00Z.
 pub const PLACED_AT: i64 = 1_764_000_000_000;

@@ -8,11 +8,13 @@ use sqlx::Executor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use edison_common::db::{self, Backend, Database};
+use edison_common::db::{self, sqlite_file, Backend, Database};
 use edison_common::kafka::{commit_offsets, delete_group, describe_group};
 
 use super::compare::compare_tables;
-use crate::cli::{RebuildArgs, SharedArgs};
+use edison_common::args::SharedArgs;
+
+use super::RebuildArgs;
 use crate::runtime::{self, checkpoint, Projection, Stop};
 
 /// Where a projection lives: its store and its consumer group.
@@ -26,9 +28,9 @@ struct Placement {
 impl Placement {
     fn live<P: Projection>(shared: &SharedArgs) -> Placement {
         Placement {
-            url: shared.database_url::<P>(),
-            schema: shared.database_schema::<P>(),
-            group: shared.group_id::<P>(),
+            url: shared.database_url(P::NAME),
+            schema: shared.database_schema(P::NAME),
+            group: shared.group_id(P::NAME),
         }
     }
 
@@ -70,10 +72,12 @@ pub async fn rebuild_shadow<P: Projection>(
 
     info!(group = %shadow.group, db = %shadow_db.display_url, "building the shadow projection");
     let run_to = |db: &Database, group: &str, stop: Stop| {
-        let mut options = args.consume.options(group, stop);
-        options.side_effects = false;
+        let options = args.consume.options(&kafka.topic, group, stop);
         let (db, shutdown) = (db.clone(), shutdown.clone());
-        async move { runtime::run(projection, &db, kafka, &options, shutdown).await }
+        async move {
+            let options = runtime::RunOptions { side_effects: false, ..options? };
+            anyhow::Ok(runtime::run(projection, &db, kafka, &options, shutdown).await?)
+        }
     };
     run_to(&shadow_db, &shadow.group, Stop::CaughtUp).await?;
     if shutdown.is_cancelled() {
@@ -215,18 +219,6 @@ pub async fn discard_shadow<P: Projection>(
     }
     println!("discarded the shadow of {}", P::NAME);
     Ok(())
-}
-
-/// The file behind a SQLite URL or path; `None` for PostgreSQL.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    if Backend::of_url(url) == Backend::Postgres {
-        return None;
-    }
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
 }
 
 /// `data/warehouse.db` → `data/warehouse.SUFFIX.db`.

@@ -4,11 +4,11 @@
 //! shadow rebuild compares it with the live projection's.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use edison_common::db::{Backend, Placeholders};
+use edison_common::time::now_ms;
 
 pub const TABLE: &str = "edison_checkpoints";
 
@@ -41,7 +41,7 @@ pub async fn record(conn: &mut AnyConnection, topic: &str, next_offsets: &HashMa
     if next_offsets.is_empty() {
         return Ok(());
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = now_ms();
     let mut sql = String::from("INSERT INTO edison_checkpoints (topic, partition_id, next_offset, applied_at) VALUES ");
     Placeholders::new(Backend::of(conn)).push_rows(&mut sql, next_offsets.len(), 4);
     sql.push_str(

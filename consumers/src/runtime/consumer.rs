@@ -15,15 +15,14 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use edison_common::db::{is_transient, Database};
-use edison_common::kafka::{ensure_topic, offsets_of, read_registry, registry_topic, KafkaArgs, TopicError, TopicSpec};
+use edison_common::kafka::{ensure_topic, offsets_of, read_log_end_offsets, read_registry, registry_topic, total_lag, KafkaArgs, TopicError, TopicSpec};
 use edison_schemas::{Codec, DecodeError, SchemaError};
 
 use super::batch::{collapse, Change};
 use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
-use super::progress::CatchUp;
-use super::Projection;
-use crate::admin::{total_lag, LagBar};
+use super::progress::{CatchUp, LagBar};
+use super::{Projection, RunSummary};
 
 /// How long the consumer may sit idle before it steps over transaction markers and
 /// `--until-caught-up` asks the broker for the group's committed offsets.
@@ -70,7 +69,7 @@ pub enum Stop {
 }
 
 /// What a run did. `applied + dead_lettered + skipped == consumed` always holds.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunStats {
     pub consumed: u64,
     /// Records whose change went through a committed transaction (including no-op replays).
@@ -79,6 +78,8 @@ pub struct RunStats {
     /// Records after the `as_of` time.
     pub skipped: u64,
     pub transactions: u64,
+    /// What the projection said at the end ([`Projection::summarize_run`]).
+    pub summary: RunSummary,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +211,8 @@ pub async fn run<P: Projection>(
         worker.side_effects(&shutdown).await;
     }
     commit_stored(consumer.as_ref());
-    let stats = worker.stats;
+    let mut stats = worker.stats;
+    stats.summary = projection.summarize_run(&db.pool).await.map_err(RuntimeError::Apply)?;
     info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
     Ok(stats)
 }
@@ -566,13 +568,9 @@ async fn catch_up(stop: &Stop, config: &ClientConfig, topic: &str) -> Result<Opt
     Ok(Some(CatchUp::new(targets)))
 }
 
-/// (partition, low, high) for every partition of `topic`, off the async threads (librdkafka's
-/// calls block).
+/// (partition, low, high) for every partition of `topic`.
 async fn watermarks(config: &ClientConfig, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let (config, topic) = (config.clone(), topic.to_owned());
-    let marks = tokio::task::spawn_blocking(move || edison_common::kafka::log_end_offsets(&config, &topic))
-        .await
-        .expect("watermark lookup panicked")?;
+    let marks = read_log_end_offsets(config, topic).await?;
     Ok(marks.into_iter().map(|w| (w.partition, w.low, w.high)).collect())
 }
 

@@ -1,5 +1,6 @@
 //! The shared consumer runtime.
 
+mod args;
 mod batch;
 pub mod checkpoint;
 mod consumer;
@@ -13,9 +14,22 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
 use tokio_util::sync::CancellationToken;
 
+pub use args::{ConsumeArgs, DeadLetterTopicError};
 pub use batch::{collapse, Change};
 pub use consumer::{run, RunOptions, RunStats, RuntimeError, Stop};
 pub use dead_letter::{DeadLetter, HEADER_ERROR_KIND, HEADER_GROUP, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_ERROR_MESSAGE};
+
+/// What a department adds to the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Facts the operator should see, one line each (the mailer: how many mails it recorded as
+    /// historical, and why).
+    pub notes: Vec<String>,
+    /// Set when work the run decided on is left undone for a reason the department cannot fix
+    /// by itself (mail pending because the transport failed). The run then exits non-zero
+    /// with this message, so a script can tell.
+    pub unfinished: Option<String>,
+}
 
 /// A department's projection of the order log.
 ///
@@ -25,6 +39,9 @@ pub use dead_letter::{DeadLetter, HEADER_ERROR_KIND, HEADER_GROUP, HEADER_SOURCE
 pub trait Projection: Send + Sync + 'static {
     /// The default consumer group and database file name.
     const NAME: &'static str;
+
+    /// One line saying what the projection keeps, for `--help` and `edison departments`.
+    const ABOUT: &'static str;
 
     /// The tables a rebuild empties. Leave out what must survive one, such as the mailer's
     /// ledger of mail already sent.
@@ -54,6 +71,12 @@ pub trait Projection: Send + Sync + 'static {
         _shutdown: &CancellationToken,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         async { Ok(()) }
+    }
+
+    /// Runs once when a run ends (caught up, or shut down), after the last commit: what the
+    /// department has to say beside the runtime's counts. Default: nothing.
+    fn summarize_run(&self, _pool: &AnyPool) -> impl Future<Output = Result<RunSummary, sqlx::Error>> + Send {
+        async { Ok(RunSummary::default()) }
     }
 
     /// A human-readable summary of the projection.

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use edison_common::kafka::{ensure_topic, KafkaArgs, TopicSpec};
-use edison_consumers::cli::{execute, DepartmentCli};
+use edison_consumers::command::{execute, DepartmentCli};
 use edison_consumers::runtime::{Projection, RunStats};
 use edison_schemas::*;
 
@@ -156,7 +156,7 @@ pub fn department_cli(topic: &str, group: &str, store: &Store, command: &[&str])
 pub async fn connect<P: Projection>(projection: &P, store: &Store) -> edison_common::db::Database {
     department_cli("unused", "unused", store, &["report"])
         .shared
-        .connect(projection)
+        .connect(P::NAME, projection.migrator())
         .await
         .expect("connect")
 }
@@ -286,6 +286,189 @@ pub fn latest_states(records: &[Record]) -> BTreeMap<String, OrderEvent> {
         }
     }
     latest
+}
+
+/// The rows `rule` says a department holds for `latest` (see [`latest_states`]), in order-id
+/// order as the departments' queries return them; `None` from `rule`: no row for that order.
+pub fn expected_rows<R>(
+    latest: &BTreeMap<String, OrderEvent>,
+    rule: impl Fn(&OrderEvent) -> Option<R>,
+) -> Vec<R> {
+    latest.values().filter_map(rule).collect()
+}
+
+/// What each department must hold for one order, restated here from its documentation (module
+/// docs and migrations), never taken from its code: the oracle of the integration tests. Each
+/// rule reads the order's latest event as the log says ([`latest_states`]); an erased order has
+/// none, so no department keeps a row for it. Every row carries the `sequence` and `occurred_at`
+/// (as `updated_at`) of that latest event: what the sequence gate compares.
+pub mod rules {
+    use edison_consumers::departments::assembly::QueueEntry;
+    use edison_consumers::departments::billing::Invoice;
+    use edison_consumers::departments::dashboard::Sale;
+    use edison_consumers::departments::mailer::MailKind;
+    use edison_consumers::departments::shipping::Shipment;
+    use edison_consumers::departments::warehouse::Reservation;
+    use edison_schemas::{CarModel, OrderEvent, OrderStatus};
+
+    /// Warehouse: every order has a reservation, which holds all of the order's batteries unless
+    /// the order is cancelled: that releases them (0 reserved).
+    pub fn reservation(event: &OrderEvent) -> Reservation {
+        let order = &event.order;
+        let batteries = i64::from(order.batteries);
+        Reservation {
+            order_id: order.order_id.clone(),
+            model: model(order.model).into(),
+            status: status(order.status).into(),
+            batteries,
+            batteries_reserved: if order.status == OrderStatus::Cancelled { 0 } else { batteries },
+            sequence: event.sequence,
+            updated_at: event.occurred_at,
+        }
+    }
+
+    /// Assembly: every order keeps an entry with its latest model, batteries and expected
+    /// delivery (an amendment updates it); see [`queued`] for which entries wait to be built.
+    pub fn queue_entry(event: &OrderEvent) -> QueueEntry {
+        let order = &event.order;
+        QueueEntry {
+            order_id: order.order_id.clone(),
+            model: model(order.model).into(),
+            batteries: i64::from(order.batteries),
+            expected_delivery: i64::from(order.expected_delivery),
+            status: status(order.status).into(),
+            sequence: event.sequence,
+            updated_at: event.occurred_at,
+        }
+    }
+
+    /// Assembly: an order waits to be built while it is paid and not cancelled since, the
+    /// earliest expected delivery first (then by order id).
+    pub fn queued(entry: &QueueEntry) -> bool {
+        entry.status == "paid"
+    }
+
+    /// Billing: an order has an invoice once it is paid, for its price, dated when it was paid;
+    /// a paid order that is then cancelled also has a credit note for the same amount, dated
+    /// when it was cancelled. An order never paid (cancelled before payment, too) bills nothing.
+    /// Months are UTC.
+    pub fn invoice(event: &OrderEvent) -> Option<Invoice> {
+        let order = &event.order;
+        let paid_at = order.paid_at?;
+        Some(Invoice {
+            order_id: order.order_id.clone(),
+            currency: order.price.currency.clone(),
+            amount_cents: order.price.amount_cents,
+            invoiced_at: paid_at,
+            invoice_month: super::utc_month(paid_at),
+            credited_at: order.cancelled_at,
+            credit_month: order.cancelled_at.map(super::utc_month),
+            sequence: event.sequence,
+            updated_at: event.occurred_at,
+        })
+    }
+
+    /// Shipping: every order keeps a shipment to its latest customer name and shipping address,
+    /// with its expected delivery and that day's ISO week; see [`due`] for which ones ship.
+    pub fn shipment(event: &OrderEvent) -> Shipment {
+        let order = &event.order;
+        Shipment {
+            order_id: order.order_id.clone(),
+            customer_name: order.customer.name.clone(),
+            shipping_address: order.customer.shipping_address.clone(),
+            model: model(order.model).into(),
+            expected_delivery: i64::from(order.expected_delivery),
+            delivery_week: super::iso_week(i64::from(order.expected_delivery)),
+            status: status(order.status).into(),
+            sequence: event.sequence,
+            updated_at: event.occurred_at,
+        }
+    }
+
+    /// Shipping: a shipment is due while its order is paid and not cancelled since.
+    pub fn due(shipment: &Shipment) -> bool {
+        shipment.status == "paid"
+    }
+
+    /// Dashboard: every order is one sale, counted by model and by the UTC day it was placed,
+    /// with its price, status, and when it was paid (still set after a cancellation: it
+    /// converted) and cancelled.
+    pub fn sale(event: &OrderEvent) -> Sale {
+        let order = &event.order;
+        Sale {
+            order_id: order.order_id.clone(),
+            model: model(order.model).into(),
+            currency: order.price.currency.clone(),
+            amount_cents: order.price.amount_cents,
+            placed_day: super::utc_day(order.placed_at),
+            status: status(order.status).into(),
+            paid_at: order.paid_at,
+            cancelled_at: order.cancelled_at,
+            sequence: event.sequence,
+            updated_at: event.occurred_at,
+        }
+    }
+
+    /// Mailer: the mails an order's state calls for, each with the time of what it tells: a
+    /// confirmation for every order placed, a receipt once it is paid, a cancellation notice
+    /// once it is cancelled (all three for a paid order cancelled later). Whether each went out
+    /// depends on the ledger's cutoff; see the pipeline test.
+    pub fn mails(event: &OrderEvent) -> Vec<(MailKind, i64)> {
+        let order = &event.order;
+        let mut mails = vec![(MailKind::Confirmation, order.placed_at)];
+        mails.extend(order.paid_at.map(|at| (MailKind::Receipt, at)));
+        mails.extend(order.cancelled_at.map(|at| (MailKind::Cancellation, at)));
+        mails
+    }
+
+    /// How the tables spell a model (`F`, `P` or `H`).
+    pub fn model(model: CarModel) -> &'static str {
+        match model {
+            CarModel::F => "F",
+            CarModel::P => "P",
+            CarModel::H => "H",
+        }
+    }
+
+    /// How the tables spell a status (`placed`, `paid`, `cancelled`).
+    pub fn status(status: OrderStatus) -> &'static str {
+        match status {
+            OrderStatus::Placed => "placed",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The UTC calendar date of `ms` since the epoch.
+fn utc_date(ms: i64) -> time::Date {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .expect("a timestamp within the calendar")
+        .date()
+}
+
+/// `YYYY-MM-DD`: the UTC day of `ms` since the epoch.
+pub fn utc_day(ms: i64) -> String {
+    let date = utc_date(ms);
+    format!("{:04}-{:02}-{:02}", date.year(), date.month() as u8, date.day())
+}
+
+/// `YYYY-MM`: the UTC month of `ms` since the epoch.
+pub fn utc_month(ms: i64) -> String {
+    let date = utc_date(ms);
+    format!("{:04}-{:02}", date.year(), date.month() as u8)
+}
+
+/// `YYYY-Www`: the ISO 8601 week of the day `days` after 1970-01-01, as the time crate's
+/// formatter names it (weeks run Monday to Sunday and belong to the year of their Thursday).
+pub fn iso_week(days: i64) -> String {
+    let date = time::Date::from_calendar_date(1970, time::Month::January, 1).unwrap()
+        + time::Duration::days(days);
+    date.format(time::macros::format_description!(
+        "[year base:iso_week]-W[week_number repr:iso]"
+    ))
+    .expect("a formattable date")
 }
 
 /// A small deterministic lifecycle per order: placed, then paid for even orders, then cancelled
@@ -463,15 +646,16 @@ pub struct Exercised<R> {
     pub topic: String,
     pub store: Store,
     pub db: edison_common::db::Database,
-    /// The oracle: the latest event per order, from everything read back from the topic.
+    /// The latest event per order, from everything read back from the topic.
     pub latest: BTreeMap<String, OrderEvent>,
-    /// The projection's rows at the end, equal to `derive` over `latest`.
+    /// The projection's rows at the end, equal to `rule` over `latest`.
     pub rows: Vec<R>,
 }
 
 /// Puts a department through what every projection must survive, on `backend`, checking after
-/// each step that its rows (`rows`, by order id) equal `derive` over the latest event per order
-/// read back from the topic (`None`: the department keeps no row for that state):
+/// each step that its rows (`rows`, by order id) are what `rule` says the department must hold
+/// for the latest event of each order read back from the topic (`None`: no row for that state).
+/// `rule` is the department's rule restated by the test (see [`rules`]), never its own mapping.
 /// 1. [`hourly_lifecycles`] of `orders` plus their [`amendments`] and a tombstone, in one run;
 /// 2. a later run over stale re-sends (older sequences, and equal ones) of a third of those
 ///    events and then a tombstone for an order the projection holds: the sequence gate and the
@@ -483,7 +667,7 @@ pub async fn exercise<P, R, Rows, Fut>(
     backend: Backend,
     orders: usize,
     rows: Rows,
-    derive: impl Fn(&OrderEvent) -> Option<R>,
+    rule: impl Fn(&OrderEvent) -> Option<R>,
 ) -> Exercised<R>
 where
     P: Projection,
@@ -491,9 +675,7 @@ where
     Rows: Fn(edison_common::db::Database) -> Fut,
     Fut: std::future::Future<Output = Vec<R>>,
 {
-    let expected = |latest: &BTreeMap<String, OrderEvent>| {
-        latest.values().filter_map(&derive).collect::<Vec<R>>()
-    };
+    let expected = |latest: &BTreeMap<String, OrderEvent>| expected_rows(latest, &rule);
     let topic = orders_topic(3).await;
     let store = Store::new(backend);
     let history = hourly_lifecycles(orders);
@@ -521,7 +703,7 @@ where
         "rows follow the latest event of each order"
     );
     assert!(
-        derive(&latest[&erased_late]).is_some(),
+        rule(&latest[&erased_late]).is_some(),
         "the projection holds the order erased next"
     );
 

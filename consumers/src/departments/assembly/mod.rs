@@ -22,6 +22,7 @@ const COLUMNS: [&str; 7] = ["order_id", "model", "batteries", "expected_delivery
 /// The status that puts an order in the queue: paid, and not cancelled since.
 const QUEUED: OrderStatus = OrderStatus::Paid;
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Assembly;
 
 /// One order as assembly holds it. Every order keeps its row, queued or not, so the sequence
@@ -61,6 +62,7 @@ impl QueueEntry {
 
 impl Projection for Assembly {
     const NAME: &'static str = "assembly";
+    const ABOUT: &'static str = "The build queue: paid, non-cancelled orders, earliest expected delivery first.";
     const TABLES: &'static [&'static str] = &["build_queue"];
 
     fn migrator(&self) -> &'static Migrator {

@@ -34,6 +34,7 @@ const COLUMNS: [&str; 9] = [
     "updated_at",
 ];
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Billing;
 
 /// A paid order's invoice and, if it was cancelled after payment, its credit note.
@@ -104,6 +105,7 @@ impl MonthRevenue {
 
 impl Projection for Billing {
     const NAME: &'static str = "billing";
+    const ABOUT: &'static str = "Invoices on payment, credit notes on cancellation, revenue by month, to the cent.";
     const TABLES: &'static [&'static str] = &["invoices"];
 
     fn migrator(&self) -> &'static Migrator {

@@ -30,6 +30,7 @@ const COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Dashboard;
 
 /// One order as the statistics count it.
@@ -105,6 +106,7 @@ impl SalesStats {
 
 impl Projection for Dashboard {
     const NAME: &'static str = "dashboard";
+    const ABOUT: &'static str = "Sales statistics: orders and revenue by model and day, conversion, cancellations.";
     const TABLES: &'static [&'static str] = &["sales"];
 
     fn migrator(&self) -> &'static Migrator {

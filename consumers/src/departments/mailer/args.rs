@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Delivery, MailerSettings};
+use super::{Delivery, Mailer, MailerSettings};
+use crate::command::FromFlags;
 
 pub(super) const DEFAULT_FROM: &str = "Edison Cars <orders@edison-cars.example>";
 
@@ -46,9 +47,18 @@ impl MailerArgs {
     }
 }
 
+/// The mailer is the department with flags of its own.
+impl FromFlags for Mailer {
+    type Flags = MailerArgs;
+
+    fn from_flags(flags: MailerArgs) -> anyhow::Result<Mailer> {
+        Ok(Mailer::new(flags.settings())?)
+    }
+}
+
 /// An ISO 8601 time, or milliseconds since the epoch, as milliseconds since the epoch.
 pub fn parse_mail_since(text: &str) -> Result<i64, String> {
-    text.parse::<i64>().or_else(|_| crate::cli::parse_datetime(text))
+    text.parse::<i64>().or_else(|_| edison_common::time::parse_datetime(text))
 }
 
 #[cfg(test)]

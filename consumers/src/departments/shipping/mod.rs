@@ -29,6 +29,7 @@ const COLUMNS: [&str; 9] = [
 /// The status that makes a shipment due: paid, and not cancelled since.
 const DUE: OrderStatus = OrderStatus::Paid;
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Shipping;
 
 /// One order as shipping holds it; due while its status is `paid`. Every order keeps its row,
@@ -74,6 +75,7 @@ impl Shipment {
 
 impl Projection for Shipping {
     const NAME: &'static str = "shipping";
+    const ABOUT: &'static str = "A shipment per paid, non-cancelled order, counted by the ISO week it is due.";
     const TABLES: &'static [&'static str] = &["shipments"];
 
     fn migrator(&self) -> &'static Migrator {
