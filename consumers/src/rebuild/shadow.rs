@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use edison_common::db::{self, sqlite_file, Backend, Database};
-use edison_common::kafka::{commit_offsets, delete_group, describe_group};
+use edison_common::kafka::{commit_offsets, delete_group, describe_group, read_log_end_offsets, Watermarks};
 
 use super::compare::compare_tables;
 use edison_common::args::SharedArgs;
@@ -70,6 +70,14 @@ pub async fn rebuild_shadow<P: Projection>(
     let shadow_db = shadow.connect(projection).await?;
     checkpoint::ensure_table(&shadow_db.pool).await?;
 
+    // The planner: how long the build takes at the live projection's measured rate.
+    let marks = read_log_end_offsets(&kafka.client_config(), &kafka.topic)
+        .await
+        .context("cannot read the topic's watermarks")?;
+    let applied = checkpoint::read(&shadow_db.pool, &kafka.topic).await?;
+    let measured = checkpoint::measured_rate(&live.url, &live.schema, &kafka.topic).await;
+    print!("{}", plan_line(&marks, &applied, &measured));
+
     info!(group = %shadow.group, db = %shadow_db.display_url, "building the shadow projection");
     let run_to = |db: &Database, group: &str, stop: Stop| {
         let options = args.consume.options(&kafka.topic, group, stop);
@@ -124,6 +132,11 @@ pub async fn rebuild_shadow<P: Projection>(
         bail!("the shadow differs from the live projection; nothing swapped (--accept-diff swaps anyway, `rebuild --discard` drops the shadow)");
     }
 
+    // The measured rate is the department's: the swapped-in projection keeps the live one's
+    // history beside the shadow's own runs.
+    if let Err(error) = checkpoint::carry_rates(&live_db.pool, &shadow_db.pool).await {
+        warn!(%error, "could not carry the live projection's measured apply rate over to the shadow");
+    }
     swap(&live, &shadow, live_db, shadow_db).await?;
     let (topic, live_group) = (kafka.topic.clone(), live.group.clone());
     let commit_config = config.clone();
@@ -138,6 +151,32 @@ pub async fn rebuild_shadow<P: Projection>(
         P::NAME
     );
     Ok(())
+}
+
+/// Events the shadow still has to replay: per partition, from its checkpoint (a resumed build)
+/// or else the log start, to the log end.
+fn to_replay(marks: &[Watermarks], applied: &[checkpoint::Checkpoint]) -> u64 {
+    marks
+        .iter()
+        .map(|w| {
+            let from = applied
+                .iter()
+                .find(|c| c.partition == w.partition)
+                .map_or(w.low, |c| c.next_offset.max(w.low));
+            u64::try_from(w.high - from).unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The line printed before the build: the events to replay, and how long at the live
+/// projection's measured rate.
+fn plan_line(marks: &[Watermarks], applied: &[checkpoint::Checkpoint], measured: &checkpoint::Measured) -> String {
+    let subject = if applied.is_empty() {
+        "The shadow replays the whole log:"
+    } else {
+        "The shadow resumes with"
+    };
+    checkpoint::render_estimate(subject, to_replay(marks, applied), measured, "the live projection")
 }
 
 /// Makes the shadow the live projection in one atomic step, keeping the old one beside it.
@@ -262,5 +301,27 @@ mod tests {
             ..live
         };
         assert_eq!(pg.shadow().url, "postgres://u:p@h/db");
+    }
+
+    #[test]
+    fn the_plan_counts_the_whole_log_or_what_a_resumed_build_has_left() {
+        let marks = [
+            Watermarks { partition: 0, low: 0, high: 400 },
+            Watermarks { partition: 1, low: 100, high: 300 },
+        ];
+        let rate = checkpoint::Measured::Rate(100.0);
+        assert_eq!(
+            plan_line(&marks, &[], &rate),
+            "The shadow replays the whole log: 600 events; estimated: ~6 s at 100 events/s (measured on the live projection's past runs).\n"
+        );
+        let applied = |partition, next_offset| checkpoint::Checkpoint { topic: "t".into(), partition, next_offset, applied_at: 0 };
+        assert_eq!(to_replay(&marks, &[applied(0, 350)]), 50 + 200, "partition 1 from its log start");
+        assert_eq!(to_replay(&marks, &[applied(0, 400), applied(1, 50)]), 200, "a checkpoint below the log start counts from it");
+        assert_eq!(
+            plan_line(&marks, &[applied(0, 400), applied(1, 300)], &checkpoint::Measured::NoRun),
+            "The shadow resumes with 0 events; nothing to estimate.\n"
+        );
+        assert!(plan_line(&marks, &[], &checkpoint::Measured::NoRun)
+            .ends_with("no estimate yet: the live projection has no measured run (a run of at least 1,000 records and 1 s of work measures one).\n"));
     }
 }

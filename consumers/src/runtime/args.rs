@@ -11,12 +11,16 @@ use super::{RunOptions, Stop};
 /// How records are consumed and batched.
 #[derive(Debug, Clone, Args)]
 pub struct ConsumeArgs {
-    /// At most this many records per database transaction.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// At most this many records per database transaction. Records that come while a batch is
+    /// being applied join the next one, so a department far behind applies big batches (an
+    /// order's several events collapse into one change) and one caught up applies each record
+    /// as it comes.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
 
-    /// At most this many milliseconds between a batch's first record and its transaction.
-    #[arg(long, default_value_t = 100)]
+    /// How many milliseconds an idle database waits for more records before applying a batch
+    /// that is not full; 0 applies at once.
+    #[arg(long, default_value_t = 0)]
     pub batch_ms: u64,
 
     /// Where undecodable records go; never the orders topic or its registry [default: TOPIC.dlq,
@@ -53,7 +57,7 @@ impl ConsumeArgs {
             group_id: group_id.to_owned(),
             dead_letter_topic: self.dead_letter_topic(topic)?,
             batch_size: self.batch_size as usize,
-            batch_timeout: Duration::from_millis(self.batch_ms),
+            linger: Duration::from_millis(self.batch_ms),
             stop,
             as_of: None,
             side_effects: true,

@@ -31,26 +31,44 @@ impl Change {
 /// re-sends after a crash can put an older event after a newer one. A tombstone erases whatever
 /// came before it; an event after a tombstone re-creates the order, as in the log.
 pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Change> {
-    let mut latest: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<Change> = Vec::new();
+    let mut collapsed = Collapsed::default();
     for change in changes {
-        match latest.get(change.order_id()) {
+        collapsed.push(change);
+    }
+    collapsed.into_changes()
+}
+
+/// Changes reduced as they come, by [`collapse`]'s rule, so a batch holds one per order.
+#[derive(Debug, Default)]
+pub struct Collapsed {
+    /// Order id → its change's index in `changes`.
+    latest: HashMap<String, usize>,
+    changes: Vec<Change>,
+}
+
+impl Collapsed {
+    pub fn push(&mut self, change: Change) {
+        match self.latest.get(change.order_id()) {
             None => {
-                latest.insert(change.order_id().to_owned(), out.len());
-                out.push(change);
+                self.latest.insert(change.order_id().to_owned(), self.changes.len());
+                self.changes.push(change);
             }
             Some(&i) => {
                 let keep_current = matches!(
-                    (&out[i], &change),
+                    (&self.changes[i], &change),
                     (Change::Upsert(current), Change::Upsert(next)) if current.sequence >= next.sequence
                 );
                 if !keep_current {
-                    out[i] = change;
+                    self.changes[i] = change;
                 }
             }
         }
     }
-    out
+
+    /// The changes, in the order their orders first appeared.
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
 //! The consume → decode → batch → apply → store-offsets loop.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use tokio::time::{sleep, timeout_at, Instant};
+use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -18,7 +22,7 @@ use edison_common::db::{is_transient, Database};
 use edison_common::kafka::{ensure_topic, offsets_of, read_log_end_offsets, read_registry, registry_topic, total_lag, KafkaArgs, TopicError, TopicSpec};
 use edison_schemas::{Codec, DecodeError, SchemaError};
 
-use super::batch::{collapse, Change};
+use super::batch::{Change, Collapsed};
 use super::checkpoint;
 use super::dead_letter::{self, DeadLetter};
 use super::progress::{CatchUp, LagBar};
@@ -27,6 +31,9 @@ use super::{Projection, RunSummary};
 /// How long the consumer may sit idle before it steps over transaction markers and
 /// `--until-caught-up` asks the broker for the group's committed offsets.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// The same for a run that stops once caught up: idle there mostly means done, and the last
+/// markers are stepped over only then.
+const CATCH_UP_IDLE_CHECK: Duration = Duration::from_millis(50);
 /// How often an idle consumer retries side effects left pending (e.g. while SMTP was down).
 const SIDE_EFFECTS_RETRY: Duration = Duration::from_secs(30);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,8 +48,9 @@ pub struct RunOptions {
     pub dead_letter_topic: String,
     /// At most this many records per transaction.
     pub batch_size: usize,
-    /// At most this long between a batch's first record and its transaction.
-    pub batch_timeout: Duration,
+    /// How long an idle database waits for more records before applying a batch that is not
+    /// full; zero applies at once.
+    pub linger: Duration,
     /// When the run ends by itself.
     pub stop: Stop,
     /// Apply only what happened at or before this time (ms since the epoch): events by their
@@ -78,6 +86,8 @@ pub struct RunStats {
     /// Records after the `as_of` time.
     pub skipped: u64,
     pub transactions: u64,
+    /// How long the run had something to apply: its whole time but the waits for records.
+    pub busy: Duration,
     /// What the projection said at the end ([`Projection::summarize_run`]).
     pub summary: RunSummary,
 }
@@ -131,30 +141,75 @@ pub async fn run<P: Projection>(
     };
     let mut catch_up = catch_up(&options.stop, &admin_config, &kafka.topic).await?;
     let filter = Filter::new(options);
+    let sink = Sink { projection, db, producer, topic: &kafka.topic, options };
     let mut worker = Worker {
-        projection,
-        db,
-        producer,
+        sink: sink.clone(),
         kafka,
         codec: Codec::new()?,
-        topic: &kafka.topic,
-        options,
         stored: HashMap::new(),
         stats: RunStats::default(),
     };
     info!(group = %options.group_id, topic = %kafka.topic, db = %db.display_url, "consuming");
 
+    // Two stages overlap: while one batch's transaction runs (`in_flight`), the next one is
+    // consumed and decoded (`pending`). Batches are applied one at a time and in order, and a
+    // batch's offsets are stored only once its transaction committed, so stored offsets never
+    // pass what is applied. While the database is busy, `pending` grows up to `batch_size`
+    // (far behind: big batches, in which an order's several events collapse); when it is free,
+    // what is there goes at once (caught up: a lone record is applied without waiting).
+    let mut pending = Batch::default();
+    let mut in_flight: Option<Flight<'_>> = None;
+    // A record this run cannot read ends it, once the records before it are applied.
+    let mut unreadable: Option<RuntimeError> = None;
     let mut side_effects_tried = Instant::now();
+    let mut idle = Duration::ZERO;
+    let idle_check = if catch_up.is_some() { CATCH_UP_IDLE_CHECK } else { IDLE_CHECK };
+    let started = Instant::now();
     loop {
-        if catch_up.as_ref().is_some_and(|c| c.pending().is_empty()) {
-            info!("caught up with the offsets to stop at");
-            break;
+        if in_flight.is_none() {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if unreadable.is_none() {
+                if let Err(error) = receive_ready(&mut worker, &mut pending, &filter, &consumer).await {
+                    unreadable = Some(error);
+                }
+            }
+            if !pending.is_empty() && (unreadable.is_some() || pending.len() >= options.batch_size || pending.waited(options.linger)) {
+                in_flight = Some(Box::pin(sink.clone().apply(std::mem::take(&mut pending), shutdown.clone())));
+            } else if pending.is_empty() {
+                if unreadable.is_some() {
+                    break;
+                }
+                if catch_up.as_ref().is_some_and(|c| c.pending().is_empty()) {
+                    info!("caught up with the offsets to stop at");
+                    break;
+                }
+            }
         }
-        let first = tokio::select! {
+        // Idle: nothing to apply; the time until a record comes does not count as busy.
+        let waiting = pending.is_empty() && in_flight.is_none();
+        let idle_from = waiting.then(Instant::now);
+        let linger = pending.first_at.map(|at| at + options.linger);
+        tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
-            received = consumer.recv() => received,
-            _ = sleep(IDLE_CHECK) => {
+            _ = shutdown.cancelled(), if in_flight.is_none() => break,
+            applied = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                match applied? {
+                    Some(batch) => worker.finish(&consumer, batch, catch_up.as_mut(), &shutdown).await,
+                    // Shutdown interrupted a retry: nothing stored, the batch is consumed again.
+                    None => break,
+                }
+                progress.advance_to(worker.stats.consumed);
+            }
+            received = consumer.recv(), if unreadable.is_none() && pending.len() < options.batch_size => {
+                if let Err(error) = worker.take(&mut pending, &filter, &consumer, received).await {
+                    unreadable = Some(error);
+                }
+            }
+            _ = sleep_until_or_never(linger), if in_flight.is_none() && !pending.is_empty() => {}
+            _ = sleep(idle_check), if waiting => {
                 if !worker.step_over_markers(&consumer, &filter, catch_up.as_mut(), &shutdown).await? {
                     break;
                 }
@@ -174,36 +229,15 @@ pub async fn run<P: Projection>(
                     worker.side_effects(&shutdown).await;
                     side_effects_tried = Instant::now();
                 }
-                continue;
-            }
-        };
-        let mut batch = Batch::default();
-        // A record this run cannot read ends it, once the records before it are applied.
-        let mut unreadable = match first {
-            Ok(message) => worker.add(&mut batch, &filter, &consumer, &message).await.err(),
-            Err(error) => {
-                // librdkafka reconnects and retries by itself; these are reports, not failures.
-                warn!(%error, "consumer error");
-                sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let deadline = Instant::now() + options.batch_timeout;
-        while unreadable.is_none() && batch.len() < options.batch_size {
-            match timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(message)) => unreadable = worker.add(&mut batch, &filter, &consumer, &message).await.err(),
-                Ok(Err(error)) => warn!(%error, "consumer error"),
-                Err(_elapsed) => break,
             }
         }
-        if !worker.flush(&consumer, batch, catch_up.as_mut(), &shutdown).await? {
-            break;
+        if let Some(from) = idle_from {
+            idle += from.elapsed();
         }
-        if let Some(error) = unreadable {
-            commit_stored(consumer.as_ref());
-            return Err(error);
-        }
-        progress.advance_to(worker.stats.consumed);
+    }
+    if let Some(error) = unreadable {
+        commit_stored(consumer.as_ref());
+        return Err(error);
     }
 
     if !shutdown.is_cancelled() {
@@ -212,20 +246,57 @@ pub async fn run<P: Projection>(
     }
     commit_stored(consumer.as_ref());
     let mut stats = worker.stats;
+    stats.busy = started.elapsed().saturating_sub(idle);
+    // The planner's measurement: how fast this projection replays. Only runs that stop once
+    // caught up measure it; a live run's trickle of tiny batches would understate it.
+    if options.stop != Stop::Never {
+        if let Err(error) = checkpoint::record_rate(&db.pool, &kafka.topic, stats.consumed, stats.busy).await {
+            warn!(%error, "cannot record this run's apply rate");
+        }
+    }
     stats.summary = projection.summarize_run(&db.pool).await.map_err(RuntimeError::Apply)?;
     info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
     Ok(stats)
 }
 
+/// A batch being applied: its transaction, then its dead letters. `None` if shutdown interrupted
+/// a retry.
+type Flight<'a> = Pin<Box<dyn Future<Output = Result<Option<Batch>, RuntimeError>> + Send + 'a>>;
+
+/// Takes every record librdkafka already holds, without waiting, up to a full batch.
+async fn receive_ready<P: Projection>(
+    worker: &mut Worker<'_, P>,
+    pending: &mut Batch,
+    filter: &Filter,
+    consumer: &StreamConsumer<RuntimeContext>,
+) -> Result<(), RuntimeError> {
+    while pending.len() < worker.sink.options.batch_size {
+        let Some(received) = consumer.recv().now_or_never() else { return Ok(()) };
+        worker.take(pending, filter, consumer, received).await?;
+    }
+    Ok(())
+}
+
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Records consumed since the last transaction.
 #[derive(Default)]
 struct Batch {
-    changes: Vec<Change>,
+    changes: Collapsed,
     dead_letters: Vec<DeadLetter>,
     /// Partition → next offset to store once this batch is applied.
     next_offsets: HashMap<i32, i64>,
     consumed: u64,
     skipped: u64,
+    /// When its first record came.
+    first_at: Option<Instant>,
+    /// Whether applying it changed anything, once applied (side effects may be due).
+    changed: bool,
 }
 
 /// Which records a run takes.
@@ -274,6 +345,15 @@ impl Batch {
         self.consumed as usize
     }
 
+    fn is_empty(&self) -> bool {
+        self.consumed == 0
+    }
+
+    /// Whether its first record came at least `linger` ago.
+    fn waited(&self, linger: Duration) -> bool {
+        self.first_at.is_some_and(|at| at.elapsed() >= linger)
+    }
+
     /// Adds the record, or returns the fingerprint of its writer schema if `codec` does not know
     /// it; the record is then not taken, and the caller learns the schema or stops.
     fn add(
@@ -296,6 +376,7 @@ impl Batch {
             return Err(fingerprint);
         }
         self.consumed += 1;
+        self.first_at.get_or_insert_with(Instant::now);
         self.next_offsets.insert(message.partition(), message.offset() + 1);
         match decoded {
             Ok(change) if filter.is_after_as_of(&change, message) => self.skipped += 1,
@@ -353,68 +434,31 @@ fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Change, Reject
     Ok(Change::Upsert(event))
 }
 
-struct Worker<'a, P> {
+/// What applies batches: the projection, its database and the dead-letter producer. Cheap to
+/// clone, so a batch's transaction can run while the poll loop goes on.
+struct Sink<'a, P> {
     projection: &'a P,
     db: &'a Database,
     producer: FutureProducer,
-    /// For reading the schema registry topic.
-    kafka: &'a KafkaArgs,
-    codec: Codec,
     topic: &'a str,
     options: &'a RunOptions,
-    /// Partition → the offset this run last stored.
-    stored: HashMap<i32, i64>,
-    stats: RunStats,
 }
 
-impl<P: Projection> Worker<'_, P> {
-    /// Adds the record to `batch`. A writer schema this build does not know is looked up in the
-    /// registry topic Sales publishes its schemas to, and resolved against ours; a schema found
-    /// nowhere (or not readable as ours) stops the run before the record.
-    async fn add(
-        &mut self,
-        batch: &mut Batch,
-        filter: &Filter,
-        consumer: &StreamConsumer<RuntimeContext>,
-        message: &BorrowedMessage<'_>,
-    ) -> Result<(), RuntimeError> {
-        let Err(fingerprint) = batch.add(&self.codec, filter, consumer, message) else { return Ok(()) };
-        let registry = registry_topic(self.topic);
-        let unreadable = |reason: String| RuntimeError::UnreadableSchema {
-            topic: self.topic.to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-            fingerprint,
-            registry: registry.clone(),
-            reason,
-        };
-        info!(fingerprint = format!("{fingerprint:016x}"), %registry, "a record has a writer schema this build does not know; reading the registry");
-        let known = read_registry(&self.kafka.client_config(), self.topic).await?;
-        let Some(schema) = known.schemas.get(&fingerprint) else {
-            return Err(unreadable(format!("neither this build nor {registry} knows")));
-        };
-        let registered = self.codec.register(schema).map_err(|error| unreadable(format!("this build cannot read: {error}")))?;
-        info!(fingerprint = format!("{fingerprint:016x}"), registered = format!("{registered:016x}"), "learnt a writer schema from the registry");
-        match batch.add(&self.codec, filter, consumer, message) {
-            Ok(()) => Ok(()),
-            // The registry's schema under this key fingerprints otherwise.
-            Err(_) => Err(unreadable(format!("{registry} holds a schema under this key that fingerprints as {registered:016x}"))),
-        }
+impl<P> Clone for Sink<'_, P> {
+    fn clone(&self) -> Self {
+        Sink { producer: self.producer.clone(), ..*self }
     }
+}
 
-    /// Applies, dead-letters, then stores the batch's offsets. Returns `false` if shutdown
-    /// interrupted a retry, in which case nothing is stored and the batch will be consumed again.
-    async fn flush(
-        &mut self,
-        consumer: &StreamConsumer<RuntimeContext>,
-        batch: Batch,
-        catch_up: Option<&mut CatchUp>,
-        shutdown: &CancellationToken,
-    ) -> Result<bool, RuntimeError> {
-        let changes = collapse(batch.changes);
+impl<P: Projection> Sink<'_, P> {
+    /// Applies the batch in one transaction (retried while the database is unavailable), then
+    /// sends its dead letters. `None` if shutdown interrupted a retry: nothing was applied.
+    async fn apply(self, mut batch: Batch, shutdown: CancellationToken) -> Result<Option<Batch>, RuntimeError> {
+        let changes = std::mem::take(&mut batch.changes).into_changes();
+        batch.changed = !changes.is_empty();
         // Dead letters alone still move the checkpoint, so it never lags the stored offsets.
-        if !batch.next_offsets.is_empty() && !self.apply_with_retry(&changes, &batch.next_offsets, shutdown).await? {
-            return Ok(false);
+        if !batch.next_offsets.is_empty() && !self.apply_with_retry(&changes, &batch.next_offsets, &shutdown).await? {
+            return Ok(None);
         }
         if !batch.dead_letters.is_empty() {
             let topic = &self.options.dead_letter_topic;
@@ -422,72 +466,7 @@ impl<P: Projection> Worker<'_, P> {
                 .await
                 .map_err(|source| RuntimeError::DeadLetter { topic: topic.clone(), source })?;
         }
-
-        let mut offsets = TopicPartitionList::new();
-        for (&partition, &next) in &batch.next_offsets {
-            offsets.add_partition_offset(self.topic, partition, Offset::Offset(next))?;
-        }
-        // Fails only for partitions revoked meanwhile; their new owner re-applies them, harmlessly.
-        if let Err(error) = consumer.store_offsets(&offsets) {
-            debug!(%error, "could not store offsets of revoked partitions");
-        }
-        self.stored.extend(&batch.next_offsets);
-        if let Some(catch_up) = catch_up {
-            for (&partition, &next) in &batch.next_offsets {
-                catch_up.record_applied(partition, next);
-            }
-        }
-        if !changes.is_empty() {
-            self.side_effects(shutdown).await;
-        }
-        let dead = batch.dead_letters.len() as u64;
-        self.stats.consumed += batch.consumed;
-        self.stats.dead_lettered += dead;
-        self.stats.skipped += batch.skipped;
-        self.stats.applied += batch.consumed - dead - batch.skipped;
-        self.stats.transactions += u64::from(!batch.next_offsets.is_empty());
-        debug!(records = batch.consumed, changes = changes.len(), dead_letters = dead, "batch applied");
-        Ok(true)
-    }
-
-    /// Moves the stored offsets over what librdkafka consumed without delivering: the markers
-    /// that end each of Sales' transactions, and aborted records. Otherwise the committed offset
-    /// of a caught-up partition stays one short of its end, forever behind by one in Kafka's own
-    /// lag, and a catch-up run never reaches its target. Called while idle, when every record
-    /// delivered is applied, so the consumer's position is exactly what is done; its checkpoint
-    /// moves in a transaction of its own, like any batch's. Returns `false` as `flush` does.
-    async fn step_over_markers(
-        &mut self,
-        consumer: &StreamConsumer<RuntimeContext>,
-        filter: &Filter,
-        catch_up: Option<&mut CatchUp>,
-        shutdown: &CancellationToken,
-    ) -> Result<bool, RuntimeError> {
-        let mut markers = Batch::default();
-        for position in consumer.position()?.elements_for_topic(self.topic) {
-            let Offset::Offset(offset) = position.offset() else { continue };
-            let partition = position.partition();
-            let Some(next) = filter.cap(partition, offset) else { continue };
-            if self.stored.get(&partition).is_none_or(|stored| next > *stored) {
-                markers.next_offsets.insert(partition, next);
-            }
-        }
-        if markers.next_offsets.is_empty() {
-            return Ok(true);
-        }
-        debug!(offsets = ?markers.next_offsets, "stepping over transaction markers");
-        self.flush(consumer, markers, catch_up, shutdown).await
-    }
-
-    /// Runs the projection's side effects, if this run has them on. A failure leaves them
-    /// pending for the next call.
-    async fn side_effects(&self, shutdown: &CancellationToken) {
-        if !(P::SIDE_EFFECTS && self.options.side_effects) {
-            return;
-        }
-        if let Err(error) = self.projection.after_commit(&self.db.pool, shutdown).await {
-            warn!(%error, "side effects failed; they stay pending");
-        }
+        Ok(Some(batch))
     }
 
     /// Retries while the database is unavailable; offsets stay where they are meanwhile.
@@ -499,7 +478,7 @@ impl<P: Projection> Worker<'_, P> {
     ) -> Result<bool, RuntimeError> {
         let mut delay = Duration::from_millis(200);
         loop {
-            match self.apply(changes, next_offsets).await {
+            match self.transaction(changes, next_offsets).await {
                 Ok(()) => return Ok(true),
                 Err(error) if is_transient(&error) => {
                     warn!(%error, retry_in = ?delay, "database busy or unavailable; retrying, offsets held");
@@ -514,13 +493,163 @@ impl<P: Projection> Worker<'_, P> {
         }
     }
 
-    async fn apply(&self, changes: &[Change], next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
+    async fn transaction(&self, changes: &[Change], next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool.begin().await?;
         if !changes.is_empty() {
             self.projection.apply(&mut tx, changes).await?;
         }
         checkpoint::record(&mut tx, self.topic, next_offsets).await?;
         tx.commit().await
+    }
+}
+
+/// The poll loop's state: decoding, and what happens once a batch is applied.
+struct Worker<'a, P> {
+    sink: Sink<'a, P>,
+    /// For reading the schema registry topic.
+    kafka: &'a KafkaArgs,
+    codec: Codec,
+    /// Partition → the offset this run last stored.
+    stored: HashMap<i32, i64>,
+    stats: RunStats,
+}
+
+impl<P: Projection> Worker<'_, P> {
+    /// Adds what the consumer delivered to `batch`; a consumer error is only reported
+    /// (librdkafka reconnects and retries by itself).
+    async fn take(
+        &mut self,
+        batch: &mut Batch,
+        filter: &Filter,
+        consumer: &StreamConsumer<RuntimeContext>,
+        received: KafkaResult<BorrowedMessage<'_>>,
+    ) -> Result<(), RuntimeError> {
+        match received {
+            Ok(message) => self.add(batch, filter, consumer, &message).await,
+            Err(error) => {
+                warn!(%error, "consumer error");
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the record to `batch`. A writer schema this build does not know is looked up in the
+    /// registry topic Sales publishes its schemas to, and resolved against ours; a schema found
+    /// nowhere (or not readable as ours) stops the run before the record.
+    async fn add(
+        &mut self,
+        batch: &mut Batch,
+        filter: &Filter,
+        consumer: &StreamConsumer<RuntimeContext>,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<(), RuntimeError> {
+        let Err(fingerprint) = batch.add(&self.codec, filter, consumer, message) else { return Ok(()) };
+        let registry = registry_topic(self.sink.topic);
+        let unreadable = |reason: String| RuntimeError::UnreadableSchema {
+            topic: self.sink.topic.to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            fingerprint,
+            registry: registry.clone(),
+            reason,
+        };
+        info!(fingerprint = format!("{fingerprint:016x}"), %registry, "a record has a writer schema this build does not know; reading the registry");
+        let known = read_registry(&self.kafka.client_config(), self.sink.topic).await?;
+        let Some(schema) = known.schemas.get(&fingerprint) else {
+            return Err(unreadable(format!("neither this build nor {registry} knows")));
+        };
+        let registered = self.codec.register(schema).map_err(|error| unreadable(format!("this build cannot read: {error}")))?;
+        info!(fingerprint = format!("{fingerprint:016x}"), registered = format!("{registered:016x}"), "learnt a writer schema from the registry");
+        match batch.add(&self.codec, filter, consumer, message) {
+            Ok(()) => Ok(()),
+            // The registry's schema under this key fingerprints otherwise.
+            Err(_) => Err(unreadable(format!("{registry} holds a schema under this key that fingerprints as {registered:016x}"))),
+        }
+    }
+
+    /// Stores an applied batch's offsets, counts it, and runs the side effects it may have
+    /// recorded.
+    async fn finish(
+        &mut self,
+        consumer: &StreamConsumer<RuntimeContext>,
+        batch: Batch,
+        catch_up: Option<&mut CatchUp>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &next) in &batch.next_offsets {
+            offsets
+                .add_partition_offset(self.sink.topic, partition, Offset::Offset(next))
+                .expect("a plain offset is always valid");
+        }
+        // Fails only for partitions revoked meanwhile; their new owner re-applies them, harmlessly.
+        if let Err(error) = consumer.store_offsets(&offsets) {
+            debug!(%error, "could not store offsets of revoked partitions");
+        }
+        self.stored.extend(&batch.next_offsets);
+        if let Some(catch_up) = catch_up {
+            for (&partition, &next) in &batch.next_offsets {
+                catch_up.record_applied(partition, next);
+            }
+        }
+        if batch.changed {
+            self.side_effects(shutdown).await;
+        }
+        let dead = batch.dead_letters.len() as u64;
+        self.stats.consumed += batch.consumed;
+        self.stats.dead_lettered += dead;
+        self.stats.skipped += batch.skipped;
+        self.stats.applied += batch.consumed - dead - batch.skipped;
+        self.stats.transactions += u64::from(!batch.next_offsets.is_empty());
+        debug!(records = batch.consumed, dead_letters = dead, "batch applied");
+    }
+
+    /// Moves the stored offsets over what librdkafka consumed without delivering: the markers
+    /// that end each of Sales' transactions, and aborted records. Otherwise the committed offset
+    /// of a caught-up partition stays one short of its end, forever behind by one in Kafka's own
+    /// lag, and a catch-up run never reaches its target. Called while idle, when every record
+    /// delivered is applied, so the consumer's position is exactly what is done; its checkpoint
+    /// moves in a transaction of its own, like any batch's. Returns `false` if shutdown interrupted
+    /// its retry.
+    async fn step_over_markers(
+        &mut self,
+        consumer: &StreamConsumer<RuntimeContext>,
+        filter: &Filter,
+        catch_up: Option<&mut CatchUp>,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, RuntimeError> {
+        let mut markers = Batch::default();
+        for position in consumer.position()?.elements_for_topic(self.sink.topic) {
+            let Offset::Offset(offset) = position.offset() else { continue };
+            let partition = position.partition();
+            let Some(next) = filter.cap(partition, offset) else { continue };
+            if self.stored.get(&partition).is_none_or(|stored| next > *stored) {
+                markers.next_offsets.insert(partition, next);
+            }
+        }
+        if markers.next_offsets.is_empty() {
+            return Ok(true);
+        }
+        debug!(offsets = ?markers.next_offsets, "stepping over transaction markers");
+        match self.sink.clone().apply(markers, shutdown.clone()).await? {
+            Some(markers) => {
+                self.finish(consumer, markers, catch_up, shutdown).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Runs the projection's side effects, if this run has them on. A failure leaves them
+    /// pending for the next call.
+    async fn side_effects(&self, shutdown: &CancellationToken) {
+        let Sink { projection, db, options, .. } = &self.sink;
+        if !(P::SIDE_EFFECTS && options.side_effects) {
+            return;
+        }
+        if let Err(error) = projection.after_commit(&db.pool, shutdown).await {
+            warn!(%error, "side effects failed; they stay pending");
+        }
     }
 }
 

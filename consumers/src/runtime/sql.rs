@@ -39,7 +39,10 @@ pub async fn upsert<R>(
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     let backend = Backend::of(conn);
-    for chunk in rows.chunks(max_rows_per_statement(columns.len())) {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at(chunk_len(rest.len(), max_rows_per_statement(columns.len())));
+        rest = after;
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
         Placeholders::new(backend).push_rows(&mut sql, chunk.len(), columns.len());
         sql.push_str(&format!(
@@ -54,6 +57,23 @@ pub async fn upsert<R>(
     }
     Ok(())
 }
+
+/// How many of `remaining` rows the next statement takes: `ROWS_PER_STATEMENT` while that many
+/// are left, then the largest power of two that fits. So every statement has one of a few
+/// shapes, each compiled once and then reused from sqlx's statement cache, where a chunk of
+/// whatever was left would be a new statement to compile for every batch.
+fn chunk_len(remaining: usize, bind_limit_rows: usize) -> usize {
+    let full = ROWS_PER_STATEMENT.min(bind_limit_rows);
+    if remaining >= full {
+        full
+    } else {
+        1 << remaining.ilog2()
+    }
+}
+
+/// Rows per multi-row statement: enough to spread the per-statement hop to the database over
+/// many rows, few enough that compiling it is cheap.
+const ROWS_PER_STATEMENT: usize = 512;
 
 /// Deletes the rows of `order_ids` from `table`.
 pub async fn delete_orders(conn: &mut AnyConnection, table: &str, order_ids: &[&str]) -> Result<(), sqlx::Error> {
