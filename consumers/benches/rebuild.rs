@@ -47,7 +47,7 @@ use tokio::time::{sleep, Instant};
 
 use edison_common::kafka::{log_end_offsets, read_log_end_offsets, registry_topic, KafkaArgs};
 use edison_consumers::departments::DEPARTMENTS;
-use edison_consumers::runtime::checkpoint::grouped;
+use edison_consumers::runtime::planner::grouped;
 use edison_sales::{NewOrder, Relay, RelayOptions, Store};
 use edison_schemas::{CarModel, Codec};
 

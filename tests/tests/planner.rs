@@ -5,7 +5,7 @@
 //! offsets and a shadow swap: it is the department's, not its data's.
 //!
 //! The runtime records the rate at the end of each run; here the test records a known one with
-//! [`checkpoint::record_rate`] itself, so the estimate it expects is exact.
+//! [`planner::record_rate`] itself, so the estimate it expects is exact.
 
 mod support;
 
@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use edison_consumers::departments::Warehouse;
-use edison_consumers::runtime::checkpoint;
+use edison_consumers::runtime::{checkpoint, planner};
 use support::*;
 
 /// `warehouse ARGS...` as a real process; its stdout, once it succeeded.
@@ -85,10 +85,10 @@ async fn estimates_come_from_the_projections_measured_rate(backend: Backend) {
 
     // A run too small to measure changes nothing; a measured one gives the estimate.
     checkpoint::ensure_table(&db.pool).await.unwrap();
-    checkpoint::record_rate(&db.pool, &topic, 999, Duration::from_secs(600)).await.unwrap();
+    planner::record_rate(&db.pool, &topic, 999, Duration::from_secs(600)).await.unwrap();
     assert!(dry_run().contains(&no_estimate), "a trickle is not a measurement");
-    checkpoint::record_rate(&db.pool, &topic, 3_000, Duration::from_secs(6_000)).await.unwrap();
-    checkpoint::record_rate(&db.pool, "another-topic", 1_000_000, Duration::from_secs(1)).await.unwrap();
+    planner::record_rate(&db.pool, &topic, 3_000, Duration::from_secs(6_000)).await.unwrap();
+    planner::record_rate(&db.pool, "another-topic", 1_000_000, Duration::from_secs(1)).await.unwrap();
     db.pool.close().await;
 
     let expected = log as f64 / RATE; // 340 s

@@ -15,7 +15,8 @@ use edison_common::db::redact;
 use edison_common::kafka::{commit_offsets, create, GroupMember};
 
 use super::{blocking, group_offsets, group_state, watermarks, Watermarks, TIMEOUT};
-use crate::runtime::checkpoint::{self, Measured};
+use crate::runtime::checkpoint;
+use crate::runtime::planner::{self, Measured};
 use crate::runtime::Projection;
 
 pub const HELP: &str = "\
@@ -272,7 +273,7 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
     if plan.moves.is_empty() {
         out.push_str("No partition to move.\n");
     }
-    out.push_str(&checkpoint::render_estimate(
+    out.push_str(&planner::render_estimate(
         "The next run consumes",
         u64::try_from(consume).unwrap_or(0),
         &plan.measured,
@@ -346,7 +347,7 @@ pub async fn reset_offsets<P: Projection>(
     let moves = plan_moves(&target, &marks, &committed, &by_time).map_err(anyhow::Error::msg)?;
     let clears =
         (target == Target::Earliest).then(|| (P::TABLES, redact(&shared.database_url(P::NAME))));
-    let measured = checkpoint::measured_rate(
+    let measured = planner::measured_rate(
         &shared.database_url(P::NAME),
         &shared.database_schema(P::NAME),
         &topic,

@@ -15,7 +15,7 @@ use super::compare::compare_tables;
 use edison_common::args::SharedArgs;
 
 use super::RebuildArgs;
-use crate::runtime::{self, checkpoint, Projection, Stop};
+use crate::runtime::{self, checkpoint, planner, Projection, Stop};
 
 /// Where a projection lives: its store and its consumer group.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub async fn rebuild_shadow<P: Projection>(
         .await
         .context("cannot read the topic's watermarks")?;
     let applied = checkpoint::read(&shadow_db.pool, &kafka.topic).await?;
-    let measured = checkpoint::measured_rate(&live.url, &live.schema, &kafka.topic).await;
+    let measured = planner::measured_rate(&live.url, &live.schema, &kafka.topic).await;
     print!("{}", plan_line(&marks, &applied, &measured));
 
     info!(group = %shadow.group, db = %shadow_db.display_url, "building the shadow projection");
@@ -134,7 +134,7 @@ pub async fn rebuild_shadow<P: Projection>(
 
     // The measured rate is the department's: the swapped-in projection keeps the live one's
     // history beside the shadow's own runs.
-    if let Err(error) = checkpoint::carry_rates(&live_db.pool, &shadow_db.pool).await {
+    if let Err(error) = planner::carry_rates(&live_db.pool, &shadow_db.pool).await {
         warn!(%error, "could not carry the live projection's measured apply rate over to the shadow");
     }
     swap(&live, &shadow, live_db, shadow_db).await?;
@@ -170,13 +170,13 @@ fn to_replay(marks: &[Watermarks], applied: &[checkpoint::Checkpoint]) -> u64 {
 
 /// The line printed before the build: the events to replay, and how long at the live
 /// projection's measured rate.
-fn plan_line(marks: &[Watermarks], applied: &[checkpoint::Checkpoint], measured: &checkpoint::Measured) -> String {
+fn plan_line(marks: &[Watermarks], applied: &[checkpoint::Checkpoint], measured: &planner::Measured) -> String {
     let subject = if applied.is_empty() {
         "The shadow replays the whole log:"
     } else {
         "The shadow resumes with"
     };
-    checkpoint::render_estimate(subject, to_replay(marks, applied), measured, "the live projection")
+    planner::render_estimate(subject, to_replay(marks, applied), measured, "the live projection")
 }
 
 /// Makes the shadow the live projection in one atomic step, keeping the old one beside it.
@@ -309,7 +309,7 @@ mod tests {
             Watermarks { partition: 0, low: 0, high: 400 },
             Watermarks { partition: 1, low: 100, high: 300 },
         ];
-        let rate = checkpoint::Measured::Rate(100.0);
+        let rate = planner::Measured::Rate(100.0);
         assert_eq!(
             plan_line(&marks, &[], &rate),
             "The shadow replays the whole log: 600 events; estimated: ~6 s at 100 events/s (measured on the live projection's past runs).\n"
@@ -318,10 +318,10 @@ mod tests {
         assert_eq!(to_replay(&marks, &[applied(0, 350)]), 50 + 200, "partition 1 from its log start");
         assert_eq!(to_replay(&marks, &[applied(0, 400), applied(1, 50)]), 200, "a checkpoint below the log start counts from it");
         assert_eq!(
-            plan_line(&marks, &[applied(0, 400), applied(1, 300)], &checkpoint::Measured::NoRun),
+            plan_line(&marks, &[applied(0, 400), applied(1, 300)], &planner::Measured::NoRun),
             "The shadow resumes with 0 events; nothing to estimate.\n"
         );
-        assert!(plan_line(&marks, &[], &checkpoint::Measured::NoRun)
+        assert!(plan_line(&marks, &[], &planner::Measured::NoRun)
             .ends_with("no estimate yet: the live projection has no measured run (a run of at least 1,000 records and 1 s of work measures one).\n"));
     }
 }

@@ -23,7 +23,7 @@ use edison_common::kafka::{ensure_topic, offsets_of, read_log_end_offsets, read_
 use edison_schemas::{Codec, DecodeError, SchemaError};
 
 use super::batch::{Change, Collapsed};
-use super::checkpoint;
+use super::{checkpoint, planner};
 use super::dead_letter::{self, DeadLetter};
 use super::progress::{CatchUp, LagBar};
 use super::{Projection, RunSummary};
@@ -250,7 +250,7 @@ pub async fn run<P: Projection>(
     // The planner's measurement: how fast this projection replays. Only runs that stop once
     // caught up measure it; a live run's trickle of tiny batches would understate it.
     if options.stop != Stop::Never {
-        if let Err(error) = checkpoint::record_rate(&db.pool, &kafka.topic, stats.consumed, stats.busy).await {
+        if let Err(error) = planner::record_rate(&db.pool, &kafka.topic, stats.consumed, stats.busy).await {
             warn!(%error, "cannot record this run's apply rate");
         }
     }

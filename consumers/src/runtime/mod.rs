@@ -5,6 +5,7 @@ mod batch;
 pub mod checkpoint;
 mod consumer;
 mod dead_letter;
+pub mod planner;
 mod progress;
 pub mod sql;
 
