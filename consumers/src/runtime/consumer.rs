@@ -147,6 +147,7 @@ pub async fn run<P: Projection>(
         kafka,
         codec: Codec::new()?,
         stored: HashMap::new(),
+        side_effects_due: false,
         stats: RunStats::default(),
     };
     info!(group = %options.group_id, topic = %kafka.topic, db = %db.display_url, "consuming");
@@ -178,6 +179,12 @@ pub async fn run<P: Projection>(
             if !pending.is_empty() && (unreadable.is_some() || pending.len() >= options.batch_size || pending.waited(options.linger)) {
                 in_flight = Some(Box::pin(sink.clone().apply(std::mem::take(&mut pending), shutdown.clone())));
             } else if pending.is_empty() {
+                // Side effects wait until everything received is applied, so mail is never sent
+                // for an order whose erasure was already at hand.
+                if worker.side_effects_due {
+                    worker.side_effects_due = false;
+                    worker.side_effects(&shutdown).await;
+                }
                 if unreadable.is_some() {
                     break;
                 }
@@ -197,7 +204,7 @@ pub async fn run<P: Projection>(
             applied = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                 in_flight = None;
                 match applied? {
-                    Some(batch) => worker.finish(&consumer, batch, catch_up.as_mut(), &shutdown).await,
+                    Some(batch) => worker.finish(&consumer, batch, catch_up.as_mut()).await,
                     // Shutdown interrupted a retry: nothing stored, the batch is consumed again.
                     None => break,
                 }
@@ -511,6 +518,8 @@ struct Worker<'a, P> {
     codec: Codec,
     /// Partition → the offset this run last stored.
     stored: HashMap<i32, i64>,
+    /// Whether an applied batch changed something whose side effects have not run yet.
+    side_effects_due: bool,
     stats: RunStats,
 }
 
@@ -567,14 +576,13 @@ impl<P: Projection> Worker<'_, P> {
         }
     }
 
-    /// Stores an applied batch's offsets, counts it, and runs the side effects it may have
-    /// recorded.
+    /// Stores an applied batch's offsets and counts it; the side effects it may have recorded
+    /// become due.
     async fn finish(
         &mut self,
         consumer: &StreamConsumer<RuntimeContext>,
         batch: Batch,
         catch_up: Option<&mut CatchUp>,
-        shutdown: &CancellationToken,
     ) {
         let mut offsets = TopicPartitionList::new();
         for (&partition, &next) in &batch.next_offsets {
@@ -592,9 +600,7 @@ impl<P: Projection> Worker<'_, P> {
                 catch_up.record_applied(partition, next);
             }
         }
-        if batch.changed {
-            self.side_effects(shutdown).await;
-        }
+        self.side_effects_due |= batch.changed;
         let dead = batch.dead_letters.len() as u64;
         self.stats.consumed += batch.consumed;
         self.stats.dead_lettered += dead;
@@ -633,7 +639,7 @@ impl<P: Projection> Worker<'_, P> {
         debug!(offsets = ?markers.next_offsets, "stepping over transaction markers");
         match self.sink.clone().apply(markers, shutdown.clone()).await? {
             Some(markers) => {
-                self.finish(consumer, markers, catch_up, shutdown).await;
+                self.finish(consumer, markers, catch_up).await;
                 Ok(true)
             }
             None => Ok(false),
