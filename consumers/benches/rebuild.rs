@@ -12,8 +12,12 @@
 //!   schema: events/s over the process's whole wall time (start-up, group join and the final
 //!   idle check included: what a rebuild costs; the 1-order row shows that fixed cost), checked
 //!   against its `consumed N, applied N, dead-lettered 0` line, and its peak RSS (VmHWM).
-//! - **replay**: the same department into the same database with a new group: every event is
-//!   replayed and skipped by the sequence gate. Its events/s against the apply's.
+//! - **replay**: the same department into the same database with a new group (as after Kafka
+//!   expired a group's offsets): every event lies before the database's checkpoint and is
+//!   stepped over undecoded. Its events/s against the apply's.
+//! - **re-apply**: that group reset to offset 0 (`reset-offsets --to-offset 0 --execute`, which
+//!   moves the checkpoint back too): every event is decoded and applied again, and the sequence
+//!   gate turns each into a no-op. Its events/s against the apply's.
 //!
 //! And once:
 //! - **flat memory**: warehouse's peak RSS applying a ~100k-event topic into SQLite beside its
@@ -163,6 +167,7 @@ struct Rebuild {
     events: u64,
     apply: Run,
     replay: Run,
+    reapply: Run,
 }
 
 impl Bench {
@@ -248,25 +253,35 @@ impl Bench {
             Backend::Sqlite => Database::Sqlite(self.path(&format!("{}.db", self.unique(department)))),
             Backend::Postgres => Database::Postgres { url: self.postgres.clone(), schema: self.unique(department) },
         };
-        let apply = self.rebuild_run(department, &database, topic, "apply").await;
-        let replay = self.rebuild_run(department, &database, topic, "replay").await;
+        let apply = self.rebuild_run(department, &database, topic, &self.unique(department), "apply").await;
+        let group = self.unique(department);
+        let replay = self.rebuild_run(department, &database, topic, &group, "replay").await;
+        self.reset_to_zero(department, &database, topic, &group).await;
+        let reapply = self.rebuild_run(department, &database, topic, &group, "re-apply").await;
         if let Database::Postgres { url, schema } = &database {
             drop_schema(url, schema).await;
         }
-        Rebuild { department, backend, events: topic.events, apply, replay }
+        Rebuild { department, backend, events: topic.events, apply, replay, reapply }
     }
 
     /// Warehouse's apply of `topic` into a fresh SQLite file.
     async fn apply_once(&self, topic: &Topic) -> Run {
         let database = Database::Sqlite(self.path(&format!("{}.db", self.unique("warehouse"))));
-        self.rebuild_run("warehouse", &database, topic, "apply").await
+        self.rebuild_run("warehouse", &database, topic, &self.unique("warehouse"), "apply").await
     }
 
-    /// One `run --until-caught-up` of `department` with a new group, checked to have applied
-    /// every event of `topic`.
-    async fn rebuild_run(&self, department: &str, database: &Database, topic: &Topic, what: &str) -> Run {
+    /// `department reset-offsets --to-offset 0 --execute` for `group`.
+    async fn reset_to_zero(&self, department: &str, database: &Database, topic: &Topic, group: &str) {
+        let mut command = self.department(department, &topic.name, database, group);
+        let output = command.args(["reset-offsets", "--to-offset", "0", "--execute"]).output().await.expect("edison starts");
+        assert!(output.status.success(), "reset-offsets failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// One `run --until-caught-up` of `department` as `group`, checked to have applied every
+    /// event of `topic`.
+    async fn rebuild_run(&self, department: &str, database: &Database, topic: &Topic, group: &str, what: &str) -> Run {
         let label = format!("{department} -> {} {what}", database.label());
-        let mut command = self.department(department, &topic.name, database);
+        let mut command = self.department(department, &topic.name, database, group);
         command.args(["run", "--until-caught-up"]);
         let (run, stdout) = measured(command, &self.path(&self.unique(department)), &label).await;
         let events = topic.events;
@@ -277,13 +292,12 @@ impl Bench {
         run
     }
 
-    /// The release `edison` running `department` on `topic` into `database` with a new group,
-    /// before its command.
-    fn department(&self, department: &str, topic: &str, database: &Database) -> Command {
+    /// The release `edison` running `department` on `topic` into `database` as `group`, before
+    /// its command.
+    fn department(&self, department: &str, topic: &str, database: &Database, group: &str) -> Command {
         let mut command = Command::new(&self.edison);
-        let group = self.unique(department);
         command
-            .args([department, "--bootstrap-servers", &self.bootstrap, "--topic", topic, "--group-id", &group])
+            .args([department, "--bootstrap-servers", &self.bootstrap, "--topic", topic, "--group-id", group])
             .args(database.args())
             // Read by the mailer only. Its ledger's cutoff is its first run's start, so the whole
             // (simulated, 2025) history is historical: recorded, never sent.
@@ -302,7 +316,7 @@ impl Bench {
         load.args(["--database-url", &load_store, "-X", &load_id, "simulate", "--orders", "1000000000", "--seed", "2"]);
         let _load = spawn(load.args(["--rate", &LOAD_RATE.to_string()]), &self.path("load"));
         let projection = self.path("live-warehouse.db");
-        let mut warehouse = self.department("warehouse", &topic, &Database::Sqlite(projection.clone()));
+        let mut warehouse = self.department("warehouse", &topic, &Database::Sqlite(projection.clone()), &self.unique("warehouse"));
         let _warehouse = spawn(warehouse.arg("run"), &self.path("live-warehouse"));
 
         let kafka = KafkaArgs { bootstrap_servers: self.bootstrap.clone(), topic: topic.clone(), overrides: Vec::new() };
@@ -604,7 +618,8 @@ fn print_table(peer: &Peer, rebuilds: &[Rebuild], memory: &[(u64, Run)], fixed: 
     let spread = format!("{}-{}", grouped(peer.min as u64), grouped(peer.max as u64));
     Row::new(format!("raw consume + decode (median of {})", peer.runs), rate(peer.median), format!("min-max {spread}")).print();
     for rebuild in rebuilds {
-        let (apply, replay) = (rebuild.apply.rate(rebuild.events), rebuild.replay.rate(rebuild.events));
+        let apply = rebuild.apply.rate(rebuild.events);
+        let (replay, reapply) = (rebuild.replay.rate(rebuild.events), rebuild.reapply.rate(rebuild.events));
         let label = format!("{} -> {}", rebuild.department, rebuild.backend.label());
         let target = rebuild.backend.target();
         Row::new(&label, rate(apply), rate(peer.median))
@@ -616,6 +631,10 @@ fn print_table(peer: &Peer, rebuilds: &[Rebuild], memory: &[(u64, Run)], fixed: 
             .ratio(replay / apply)
             .target(">= 2x", replay / apply >= 2.0)
             .rss(&rebuild.replay)
+            .print();
+        Row::new(format!("{label} re-apply (sequence gate)"), rate(reapply), rate(apply))
+            .ratio(reapply / apply)
+            .rss(&rebuild.reapply)
             .print();
     }
     let (small_events, small) = &memory[0];

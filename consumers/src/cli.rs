@@ -67,6 +67,9 @@ fn report(name: &str, outcome: Outcome) -> ExitCode {
                 "{name}: consumed {}, applied {}, dead-lettered {}",
                 stats.consumed, stats.applied, stats.dead_lettered
             );
+            if stats.already_applied > 0 {
+                println!("{name}: {} of them were in the database already (before its checkpoint): not decoded again", stats.already_applied);
+            }
             for note in &stats.summary.notes {
                 println!("{name}: {note}");
             }

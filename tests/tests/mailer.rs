@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use edison_common::time::now_ms;
 use edison_consumers::departments::mailer::{self, mail, Delivery, LedgerEntry, MailKind, MailStatus, MailerSettings};
 use edison_consumers::departments::Mailer;
-use edison_consumers::runtime::Projection;
+use edison_consumers::runtime::{checkpoint, Projection};
 use edison_schemas::OrderEvent;
 use support::*;
 
@@ -190,9 +190,10 @@ async fn replays_duplicates_and_a_projection_reset_mail_nothing_again(backend: B
     // A second group replays everything into the same ledger.
     let stats = run_until_caught_up(&mailer, &topic, "mailer-replay", &store).await;
     assert_eq!(stats.consumed, (events.len() + duplicates.len()) as u64);
-    // A rebuild empties the projection (and only it), then replays: the ledger remembers.
+    // A rebuild empties the projection (and only it) and, as `reset-offsets --to-earliest`
+    // does, its checkpoints, then replays: the ledger remembers.
     let db = connect(&mailer, &store).await;
-    for table in Mailer::TABLES {
+    for table in Mailer::TABLES.iter().chain([&checkpoint::TABLE]) {
         sqlx::query(&format!("DELETE FROM {table}")).execute(&db.pool).await.unwrap();
     }
     let rebuilt = spool_mailer(spool.path(), None);

@@ -1,6 +1,8 @@
 //! `DEPARTMENT reset-offsets` against the real broker: dry runs change nothing, live groups are
 //! refused, a reset to the earliest offsets rebuilds the identical projection, Kafka's own tool
 //! agrees on the offsets, a replay from a time changes nothing, and the mailer mails nothing again.
+//! A new group on a kept database steps over what its checkpoint says is applied, and a reset
+//! moves that checkpoint back.
 
 mod support;
 
@@ -142,6 +144,58 @@ async fn to_earliest_rebuilds_the_identical_projection_and_kafka_agrees(backend:
     assert_eq!(rebuilt.consumed, total, "the next run replays the topic from the start");
     assert_eq!(reservations(&store).await, before, "every row as before, sequences included");
     assert_eq!(offsets(&topic, group).values().sum::<i64>(), total as i64);
+}
+
+/// What the dead-letter topic of `topic` holds.
+fn dead_letters(topic: &str) -> usize {
+    read_all(&format!("{topic}.dlq")).len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_group_steps_over_what_the_database_applied_and_a_reset_applies_it_again() {
+    let topic = orders_topic(2).await;
+    let events = lifecycles(100);
+    produce_events(&topic, &events).await;
+    // A poison record: decoding it again would dead-letter it again.
+    produce(&topic, &[(events[0].order.order_id.clone().into_bytes(), Some(vec![]))]).await;
+    let total = events.len() as u64 + 1;
+    let store = Store::sqlite();
+    let first = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
+    assert_eq!((first.consumed, first.already_applied, first.dead_lettered), (total, 0, 1));
+    let rows = reservations(&store).await;
+    assert_eq!(dead_letters(&topic), 1);
+
+    // A new group (or one whose offsets Kafka expired) on the same database.
+    let again = run_until_caught_up(&Warehouse, &topic, "warehouse-again", &store).await;
+    assert_eq!((again.consumed, again.applied, again.already_applied, again.dead_lettered), (total, total, total, 0));
+    assert_eq!(dead_letters(&topic), 1, "nothing before the checkpoint was decoded again");
+    assert_eq!(reservations(&store).await, rows);
+    assert_eq!(offsets(&topic, "warehouse-again").values().sum::<i64>(), total as i64, "its offsets are committed");
+
+    // A reset moves the checkpoint back with the group: those records are applied again.
+    reset(&Warehouse, &topic, "warehouse-again", &store, &["--to-offset", "0", "--execute"]).await.expect("reset");
+    let replay = run_until_caught_up(&Warehouse, &topic, "warehouse-again", &store).await;
+    assert_eq!((replay.consumed, replay.already_applied, replay.dead_lettered), (total, 0, 1));
+    assert_eq!(dead_letters(&topic), 2, "the poison record was decoded again");
+    assert_eq!(reservations(&store).await, rows, "the sequence gate kept every row");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_past_the_log_end_is_not_trusted() {
+    let topic = orders_topic(1).await;
+    let events = lifecycles(30);
+    produce_events(&topic, &events).await;
+    let store = Store::sqlite();
+    // As if the database had applied a longer, earlier topic of the same name.
+    let db = connect(&Warehouse, &store).await;
+    checkpoint::ensure_table(&db.pool).await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    checkpoint::record(&mut conn, &topic, &HashMap::from([(0, 1_000_000)])).await.unwrap();
+    drop(conn);
+
+    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
+    assert_eq!((stats.consumed, stats.already_applied), (events.len() as u64, 0));
+    assert_eq!(reservations(&store).await.len(), 30, "every order applied");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -301,7 +301,7 @@ pub fn render_plan(plan: &Plan<'_>) -> String {
             plan.topic
         );
     } else {
-        out.push_str("The projection is kept: events applied again change nothing.\n");
+        out.push_str("The projection is kept, and its checkpoints move back with the offsets: events applied again change nothing.\n");
     }
     if !plan.members.is_empty() {
         let _ = writeln!(
@@ -405,9 +405,18 @@ pub async fn reset_offsets<P: Projection>(
         let emptied =
             empty_projection(projection, shared, &config, &group, &topic, &targets).await?;
         println!("Emptied {emptied}; the next run rebuilds the projection from zero.");
+    } else {
+        let db = shared.connect(P::NAME, projection.migrator()).await.context(UNFINISHED)?;
+        checkpoint::ensure_table(&db.pool).await.context(UNFINISHED)?;
+        let moved = checkpoint::move_back(&db.pool, &topic, &targets).await.context(UNFINISHED)?;
+        db.pool.close().await;
+        println!("Moved {moved} of the projection's checkpoints back with the offsets: the next run applies those events again.");
     }
     Ok(())
 }
+
+/// What a reset that committed the offsets but failed on the database says.
+const UNFINISHED: &str = "the offsets are reset but the projection is not; run the same reset again";
 
 /// Empties `P::TABLES` and `topic`'s checkpoints in one transaction, checking before it commits
 /// that no consumer joined the group or moved its offsets since they were reset (the window
@@ -420,19 +429,17 @@ async fn empty_projection<P: Projection>(
     topic: &str,
     targets: &HashMap<i32, i64>,
 ) -> anyhow::Result<String> {
-    let unfinished =
-        "the offsets are reset but the projection is not emptied; run the same reset again";
-    let db = shared.connect(P::NAME, projection.migrator()).await.context(unfinished)?;
+    let db = shared.connect(P::NAME, projection.migrator()).await.context(UNFINISHED)?;
     checkpoint::ensure_table(&db.pool)
         .await
-        .context(unfinished)?;
-    let mut tx = db.pool.begin().await.context(unfinished)?;
+        .context(UNFINISHED)?;
+    let mut tx = db.pool.begin().await.context(UNFINISHED)?;
     let mut emptied = Vec::new();
     for table in P::TABLES {
         let deleted = sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
             .await
-            .context(unfinished)?;
+            .context(UNFINISHED)?;
         emptied.push(format!("{table} ({} rows)", deleted.rows_affected()));
     }
     let deleted = sqlx::query(&format!(
@@ -442,7 +449,7 @@ async fn empty_projection<P: Projection>(
     .bind(topic)
     .execute(&mut *tx)
     .await
-    .context(unfinished)?;
+    .context(UNFINISHED)?;
     emptied.push(format!(
         "{} of topic {topic} ({} rows)",
         checkpoint::TABLE,
@@ -459,7 +466,7 @@ async fn empty_projection<P: Projection>(
             members.len()
         );
     }
-    tx.commit().await.context(unfinished)?;
+    tx.commit().await.context(UNFINISHED)?;
     db.pool.close().await;
     Ok(emptied.join(", "))
 }

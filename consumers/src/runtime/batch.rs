@@ -42,7 +42,7 @@ pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Change> {
 #[derive(Debug, Default)]
 pub struct Collapsed {
     /// Order id → its change's index in `changes`.
-    latest: HashMap<String, usize>,
+    latest: HashMap<String, usize, foldhash::fast::RandomState>,
     changes: Vec<Change>,
 }
 

@@ -59,6 +59,27 @@ pub async fn record(conn: &mut AnyConnection, topic: &str, next_offsets: &HashMa
     query.execute(conn).await.map(|_| ())
 }
 
+/// Moves `topic`'s checkpoints back to `targets` (partition → offset) where they lie past them.
+/// The runtime steps over records before a checkpoint undecoded, so a reset that should apply
+/// events again must move the checkpoint with the group. Returns how many partitions moved.
+pub async fn move_back(pool: &AnyPool, topic: &str, targets: &HashMap<i32, i64>) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut moved = 0;
+    for (&partition, &target) in targets {
+        moved += sqlx::query(
+            "UPDATE edison_checkpoints SET next_offset = $1 WHERE topic = $2 AND partition_id = $3 AND next_offset > $1",
+        )
+        .bind(target)
+        .bind(topic)
+        .bind(partition)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
 /// Every partition's checkpoint for `topic`, by partition.
 pub async fn read(pool: &AnyPool, topic: &str) -> Result<Vec<Checkpoint>, sqlx::Error> {
     let rows = sqlx::query(

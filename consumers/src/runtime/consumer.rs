@@ -80,8 +80,12 @@ pub enum Stop {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunStats {
     pub consumed: u64,
-    /// Records whose change went through a committed transaction (including no-op replays).
+    /// Records whose change went through a committed transaction (including no-op replays), or
+    /// was already in the database.
     pub applied: u64,
+    /// Of `applied`, the records below the database's checkpoint: an earlier run applied them,
+    /// so they were not even decoded again.
+    pub already_applied: u64,
     pub dead_lettered: u64,
     /// Records after the `as_of` time.
     pub skipped: u64,
@@ -140,7 +144,8 @@ pub async fn run<P: Projection>(
         LagBar::hidden()
     };
     let mut catch_up = catch_up(&options.stop, &admin_config, &kafka.topic).await?;
-    let filter = Filter::new(options);
+    let applied_before = applied_before(&db.pool, &admin_config, &kafka.topic).await?;
+    let filter = Filter::new(options, applied_before);
     let sink = Sink { projection, db, producer, topic: &kafka.topic, options };
     let mut worker = Worker {
         sink: sink.clone(),
@@ -257,7 +262,8 @@ pub async fn run<P: Projection>(
     // The planner's measurement: how fast this projection replays. Only runs that stop once
     // caught up measure it; a live run's trickle of tiny batches would understate it.
     if options.stop != Stop::Never {
-        if let Err(error) = planner::record_rate(&db.pool, &kafka.topic, stats.consumed, stats.busy).await {
+        let decoded = stats.consumed - stats.already_applied;
+        if let Err(error) = planner::record_rate(&db.pool, &kafka.topic, decoded, stats.busy).await {
             warn!(%error, "cannot record this run's apply rate");
         }
     }
@@ -300,6 +306,7 @@ struct Batch {
     next_offsets: HashMap<i32, i64>,
     consumed: u64,
     skipped: u64,
+    already_applied: u64,
     /// When its first record came.
     first_at: Option<Instant>,
     /// Whether applying it changed anything, once applied (side effects may be due).
@@ -310,15 +317,23 @@ struct Batch {
 struct Filter {
     stop_at: Option<HashMap<i32, i64>>,
     as_of: Option<i64>,
+    /// Partition → the database's checkpoint: records before it are applied already.
+    applied_before: HashMap<i32, i64>,
 }
 
 impl Filter {
-    fn new(options: &RunOptions) -> Filter {
+    fn new(options: &RunOptions, applied_before: HashMap<i32, i64>) -> Filter {
         let stop_at = match &options.stop {
             Stop::AtOffsets(targets) => Some(targets.clone()),
             _ => None,
         };
-        Filter { stop_at, as_of: options.as_of }
+        Filter { stop_at, as_of: options.as_of, applied_before }
+    }
+
+    /// Whether the database already holds the record's effect: it lies before the checkpoint
+    /// written in the same transaction as the projection.
+    fn is_applied_before(&self, message: &BorrowedMessage<'_>) -> bool {
+        self.applied_before.get(&message.partition()).is_some_and(|next| message.offset() < *next)
     }
 
     /// The furthest offset of `partition` this run may store: `position`, unless the run stops
@@ -378,18 +393,24 @@ impl Batch {
             }
             return Ok(());
         }
-        let decoded = decode(codec, message);
-        if let Err(Rejected::UnknownSchema(fingerprint)) = decoded {
-            return Err(fingerprint);
-        }
+        // Before the checkpoint: applied by an earlier run, so not decoded again.
+        let decoded = if filter.is_applied_before(message) {
+            None
+        } else {
+            match decode(codec, message) {
+                Err(Rejected::UnknownSchema(fingerprint)) => return Err(fingerprint),
+                decoded => Some(decoded),
+            }
+        };
         self.consumed += 1;
         self.first_at.get_or_insert_with(Instant::now);
         self.next_offsets.insert(message.partition(), message.offset() + 1);
         match decoded {
-            Ok(change) if filter.is_after_as_of(&change, message) => self.skipped += 1,
-            Ok(change) => self.changes.push(change),
-            Err(Rejected::UnknownSchema(_)) => unreachable!("returned above"),
-            Err(Rejected::Poison(kind, error)) => {
+            None => self.already_applied += 1,
+            Some(Ok(change)) if filter.is_after_as_of(&change, message) => self.skipped += 1,
+            Some(Ok(change)) => self.changes.push(change),
+            Some(Err(Rejected::UnknownSchema(_))) => unreachable!("returned above"),
+            Some(Err(Rejected::Poison(kind, error))) => {
                 warn!(partition = message.partition(), offset = message.offset(), kind, %error, "dead-lettering a record");
                 self.dead_letters.push(DeadLetter {
                     partition: message.partition(),
@@ -605,6 +626,7 @@ impl<P: Projection> Worker<'_, P> {
         self.stats.consumed += batch.consumed;
         self.stats.dead_lettered += dead;
         self.stats.skipped += batch.skipped;
+        self.stats.already_applied += batch.already_applied;
         self.stats.applied += batch.consumed - dead - batch.skipped;
         self.stats.transactions += u64::from(!batch.next_offsets.is_empty());
         debug!(records = batch.consumed, dead_letters = dead, "batch applied");
@@ -701,6 +723,36 @@ async fn catch_up(stop: &Stop, config: &ClientConfig, topic: &str) -> Result<Opt
             .collect(),
     };
     Ok(Some(CatchUp::new(targets)))
+}
+
+/// Partition → the database's checkpoint for `topic`: where an earlier run got to, in the same
+/// transactions as the projection. A new group, offsets Kafka expired, or a crash between a
+/// commit and the offset commit replay what lies before it; those records are stepped over
+/// undecoded (as kafka-delta-ingest does), where the sequence gate would only make them no-ops
+/// at the cost of decoding and a statement each. `reset-offsets` moves the checkpoint back with
+/// the group, so a reset still applies events again. A checkpoint past the partition's log end
+/// belongs to an earlier topic of the same name, and is not trusted.
+async fn applied_before(pool: &sqlx::AnyPool, config: &ClientConfig, topic: &str) -> Result<HashMap<i32, i64>, RuntimeError> {
+    let checkpoints = checkpoint::read(pool, topic).await.map_err(RuntimeError::Apply)?;
+    if checkpoints.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ends: HashMap<i32, i64> = watermarks(config, topic).await?.into_iter().map(|(p, _, high)| (p, high)).collect();
+    let mut applied = HashMap::new();
+    for checkpoint in checkpoints {
+        match ends.get(&checkpoint.partition) {
+            Some(&end) if checkpoint.next_offset <= end => {
+                applied.insert(checkpoint.partition, checkpoint.next_offset);
+            }
+            end => warn!(
+                partition = checkpoint.partition,
+                checkpoint = checkpoint.next_offset,
+                log_end = ?end,
+                "the database's checkpoint lies past the log end (was the topic recreated?); applying every record again, gated by sequence"
+            ),
+        }
+    }
+    Ok(applied)
 }
 
 /// (partition, low, high) for every partition of `topic`.

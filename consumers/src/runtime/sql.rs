@@ -39,10 +39,7 @@ pub async fn upsert<R>(
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     let backend = Backend::of(conn);
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let (chunk, after) = rest.split_at(chunk_len(rest.len(), max_rows_per_statement(columns.len())));
-        rest = after;
+    for chunk in statement_chunks(rows, columns.len()) {
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
         Placeholders::new(backend).push_rows(&mut sql, chunk.len(), columns.len());
         sql.push_str(&format!(
@@ -58,17 +55,24 @@ pub async fn upsert<R>(
     Ok(())
 }
 
-/// How many of `remaining` rows the next statement takes: `ROWS_PER_STATEMENT` while that many
-/// are left, then the largest power of two that fits. So every statement has one of a few
-/// shapes, each compiled once and then reused from sqlx's statement cache, where a chunk of
-/// whatever was left would be a new statement to compile for every batch.
-fn chunk_len(remaining: usize, bind_limit_rows: usize) -> usize {
-    let full = ROWS_PER_STATEMENT.min(bind_limit_rows);
-    if remaining >= full {
-        full
-    } else {
-        1 << remaining.ilog2()
-    }
+/// `rows` cut for multi-row statements of `binds_per_row` variables a row:
+/// `ROWS_PER_STATEMENT` rows while that many are left (fewer if the bind limit says so), then
+/// the largest power of two that fits. So every statement has one of a few shapes, each compiled
+/// once and then reused from sqlx's statement cache. Chunks of whatever was left would compile a
+/// new statement for nearly every batch, and the cache would keep up to 100 of them per
+/// connection: hundreds of MB for IN lists of thousands of ids.
+pub fn statement_chunks<T>(rows: &[T], binds_per_row: usize) -> impl Iterator<Item = &[T]> {
+    let full = ROWS_PER_STATEMENT.min(max_rows_per_statement(binds_per_row));
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = if rest.len() >= full { full } else { 1 << rest.len().ilog2() };
+        let (chunk, after) = rest.split_at(len);
+        rest = after;
+        Some(chunk)
+    })
 }
 
 /// Rows per multi-row statement: enough to spread the per-statement hop to the database over
@@ -78,7 +82,7 @@ const ROWS_PER_STATEMENT: usize = 512;
 /// Deletes the rows of `order_ids` from `table`.
 pub async fn delete_orders(conn: &mut AnyConnection, table: &str, order_ids: &[&str]) -> Result<(), sqlx::Error> {
     let backend = Backend::of(conn);
-    for chunk in order_ids.chunks(max_rows_per_statement(1)) {
+    for chunk in statement_chunks(order_ids, 1) {
         let mut sql = format!("DELETE FROM {table} WHERE order_id IN ");
         Placeholders::new(backend).push_rows(&mut sql, 1, chunk.len());
         let mut query = sqlx::query(&sql);
@@ -88,4 +92,20 @@ pub async fn delete_orders(conn: &mut AnyConnection, table: &str, order_ids: &[&
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_come_in_a_few_shapes_and_take_every_row_once() {
+        let lens = |n: usize, binds: usize| statement_chunks(&vec![0u8; n], binds).map(<[u8]>::len).collect::<Vec<_>>();
+        assert_eq!(lens(0, 1), Vec::<usize>::new());
+        assert_eq!(lens(1, 1), [1]);
+        assert_eq!(lens(1300, 1), [512, 512, 256, 16, 4]);
+        assert_eq!(lens(7000, 10).iter().sum::<usize>(), 7000);
+        // 3000 binds a row leave room for 10 rows under SQLite's 32766.
+        assert_eq!(lens(25, 3000), [10, 10, 4, 1]);
+    }
 }

@@ -44,7 +44,7 @@ use std::fmt::Write;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Executor};
 
-use edison_common::db::{max_rows_per_statement, Backend, Placeholders};
+use edison_common::db::{Backend, Placeholders};
 use edison_schemas::{Money, OrderEvent};
 
 use crate::runtime::{sql, Change, Projection};
@@ -242,7 +242,7 @@ impl Projection for Customers {
 /// The customers that `order_ids` belong to now, as far as the projection holds them.
 async fn customers_of(conn: &mut AnyConnection, order_ids: &[&str]) -> Result<BTreeSet<String>, sqlx::Error> {
     let mut found = BTreeSet::new();
-    for chunk in order_ids.chunks(max_rows_per_statement(1)) {
+    for chunk in sql::statement_chunks(order_ids, 1) {
         let mut sql = String::from("SELECT customer_id FROM customer_orders WHERE order_id IN ");
         Placeholders::new(Backend::of(conn)).push_rows(&mut sql, 1, chunk.len());
         let mut query = sqlx::query_scalar::<_, String>(&sql);
@@ -285,7 +285,7 @@ async fn recompute(conn: &mut AnyConnection, customer_ids: &[String]) -> Result<
             .to_owned(),
     ];
     let backend = Backend::of(conn);
-    for chunk in customer_ids.chunks(max_rows_per_statement(1)) {
+    for chunk in sql::statement_chunks(customer_ids, 1) {
         let mut ids = String::new();
         Placeholders::new(backend).push_rows(&mut ids, 1, chunk.len());
         for statement in &statements {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
-use edison_common::db::{max_rows_per_statement, Backend, Placeholders};
+use edison_common::db::{Backend, Placeholders};
 use edison_common::time::now_ms;
 use edison_schemas::OrderEvent;
 
@@ -67,7 +67,7 @@ async fn advancing<'e>(
 /// The last applied sequence of each of `order_ids` that has a row.
 async fn sequences(conn: &mut AnyConnection, order_ids: &[&str]) -> Result<HashMap<String, i64>, sqlx::Error> {
     let mut found = HashMap::new();
-    for chunk in order_ids.chunks(max_rows_per_statement(1)) {
+    for chunk in sql::statement_chunks(order_ids, 1) {
         let mut sql = String::from("SELECT order_id, sequence FROM mail_orders WHERE order_id IN ");
         Placeholders::new(Backend::of(conn)).push_rows(&mut sql, 1, chunk.len());
         let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
