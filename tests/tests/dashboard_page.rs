@@ -53,6 +53,7 @@ impl Browser {
         browser
     }
 
+    #[track_caller]
     fn call(&mut self, command: Value) -> Value {
         writeln!(self.stdin, "{command}").expect("the driver reads commands");
         let mut line = String::new();
@@ -62,11 +63,13 @@ impl Browser {
         answer["value"].clone()
     }
 
+    #[track_caller]
     fn eval(&mut self, expr: &str) -> Value {
         self.call(json!({ "op": "eval", "expr": expr }))
     }
 
     /// Waits until `expr` is truthy in the page, and returns its value.
+    #[track_caller]
     fn wait(&mut self, expr: &str) -> Value {
         self.call(json!({ "op": "wait", "expr": expr, "timeout": SHOWS_WITHIN_MS }))
     }
