@@ -6,8 +6,8 @@
 //! What the page must show, restated from the issue: the dashboard's figures as its `report`
 //! prints them, and as counted here from the log; a new order without a reload; every
 //! department's lag as Kafka counts it (log end minus the group's committed offset), growing
-//! while the department is stopped and back to zero once it has caught up again; user input
-//! as text.
+//! while the department is stopped and back to zero once it has caught up again; its dead
+//! letters and a shadow rebuild's progress; user input as text.
 
 mod support;
 
@@ -264,6 +264,11 @@ async fn a_customer_name_is_shown_as_text_and_runs_nothing() {
         let markup = format!("document.querySelector({}).children.length", json!(customer));
         assert_eq!(page.eval(&markup), json!(0), "no element made of {name}");
     }
+    // A record no department can decode: dead-lettered by the dashboard, counted on its row.
+    produce(&sales.topic, &[(b"poison".to_vec(), Some(b"<b>not avro</b>".to_vec()))]).await;
+    page.wait(&format!("{} === '1'", text_of(r#"tr[data-department="dashboard"] [data-field="dead_lettered"]"#)));
+    page.wait(&format!("{} !== null", text_of(r#"#events li[data-order-id="poison"][data-event="UNDECODABLE"]"#)));
+    assert_eq!(page.eval(&text_of(r#"tr[data-department="warehouse"] [data-field="dead_lettered"]"#)), json!("0"), "counted by origin group");
     assert_eq!(page.eval("document.querySelectorAll('script').length"), json!(1), "only the page's own script");
     assert_eq!(page.eval("document.querySelectorAll('img').length"), json!(0));
     let (dialogs, errors, _) = page.state();
@@ -306,6 +311,19 @@ async fn a_stopped_department_lags_on_the_page_until_it_runs_again() {
 
     let _warehouse = start(&second_log).await;
     page.wait(&format!("{lag} === '0' && {state} === 'Stable'"));
+
+    // A shadow rebuild builds, then stops short of the swap while the live warehouse runs: the
+    // page shows its group and how far it got.
+    let rebuild = Command::new(binary("edison-consumers", "warehouse"))
+        .args(department_args(&sales.topic, "warehouse", &store))
+        .args(["rebuild", "--shadow", "--dead-letter-topic", &format!("{}.dlq", sales.topic)])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rebuild.stderr);
+    assert!(!rebuild.status.success() && said.contains("active member"), "{said}");
+    let shadow = text_of(r#"tr[data-department="warehouse"] [data-field="shadow"]"#);
+    page.wait(&format!("{shadow}?.startsWith('shadow idle: 100%')"));
+    assert_eq!(page.eval(&text_of(r#"tr[data-department="billing"] [data-field="shadow"]"#)), json!("—"));
     let (_, errors, loads) = page.state();
     assert_eq!((errors, loads), (vec![], 1));
 }

@@ -23,7 +23,9 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// One record of the orders topic, as the page lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecentEvent {
+    /// The record's partition.
     pub partition: i32,
+    /// The record's offset in its partition.
     pub offset: i64,
     /// The record's key: the order id.
     pub order_id: String,
@@ -41,7 +43,9 @@ pub struct RecentEvent {
 /// What the page shows of an order beside its event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderLine {
+    /// `F`, `P` or `H`.
     pub model: String,
+    /// `placed`, `paid` or `cancelled`.
     pub status: String,
     /// User input: the page renders it as text.
     pub customer_name: String,

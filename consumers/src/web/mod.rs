@@ -64,6 +64,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub group_prefix: String,
 
+    /// How the dashboard consumes: as `run` does.
     #[command(flatten)]
     pub consume: ConsumeArgs,
 }

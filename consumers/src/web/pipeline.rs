@@ -36,6 +36,7 @@ const CHART_POINTS: usize = 120;
 /// The pipeline section of the page, as `/api/pipeline` returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineView {
+    /// The orders topic.
     pub topic: String,
     /// When the broker was last sampled, ms since the epoch.
     pub sampled_at_ms: i64,
@@ -50,11 +51,15 @@ pub struct PipelineView {
 /// One department's consumer group.
 #[derive(Debug, Clone, Serialize)]
 pub struct DepartmentView {
+    /// Its name in the registry.
     pub department: String,
+    /// Its consumer group, as this server was told to name it.
     pub group: String,
     /// As the broker says: Empty, Stable, PreparingRebalance, ..., or Dead (unknown to it).
     pub state: String,
+    /// The group's active members.
     pub members: Vec<GroupMember>,
+    /// Per partition: committed offset, log start and end, lag.
     pub partitions: Vec<PartitionStatus>,
     /// Summed over the partitions.
     pub lag: i64,
@@ -79,15 +84,20 @@ pub struct DepartmentView {
 /// A shadow rebuild's progress.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShadowView {
+    /// `GROUP.shadow`.
     pub group: String,
     /// Stable while it builds, Empty once interrupted or caught up and waiting for the swap.
     pub state: String,
+    /// How many members it has: one while `rebuild --shadow` runs.
     pub members: usize,
     /// Events replayed, out of `total`: what its committed offsets cover of the log.
     pub replayed: i64,
     pub total: i64,
+    /// Events it has still to replay (`total - replayed`).
     pub lag: i64,
+    /// Offsets it committed per second since the previous sample.
     pub events_per_second: f64,
+    /// How long the rest takes at that rate, as `status` says it.
     pub eta: String,
 }
 

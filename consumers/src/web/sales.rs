@@ -36,6 +36,7 @@ pub struct SalesView {
 /// One row of statistics with the figures as the report prints them.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsView {
+    /// The counts, flattened into this object.
     #[serde(flatten)]
     pub stats: SalesStats,
     /// Orders cancelled before payment.
