@@ -19,8 +19,12 @@ use serde_json::{json, Value};
 
 use support::*;
 
-/// How long the page may take to show something that has happened.
+/// How long the page may take to show something that has happened (the first figures need
+/// the department to start, the lag a few samples of its groups).
 const SHOWS_WITHIN_MS: u64 = 20_000;
+
+/// How long a new order may take to show on the open page: "within a few seconds".
+const NEW_ORDER_WITHIN_MS: u64 = 5_000;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -71,7 +75,12 @@ impl Browser {
     /// Waits until `expr` is truthy in the page, and returns its value.
     #[track_caller]
     fn wait(&mut self, expr: &str) -> Value {
-        self.call(json!({ "op": "wait", "expr": expr, "timeout": SHOWS_WITHIN_MS }))
+        self.wait_within(expr, SHOWS_WITHIN_MS)
+    }
+
+    #[track_caller]
+    fn wait_within(&mut self, expr: &str, ms: u64) -> Value {
+        self.call(json!({ "op": "wait", "expr": expr, "timeout": ms }))
     }
 
     /// (dialogs opened, page errors, page loads) since `open`.
@@ -237,8 +246,9 @@ async fn the_page_shows_the_reports_figures_and_a_new_order_without_reload() {
     assert!(0 < before_payment && 0 < after_payment && paid < orders, "the simulation has every case: {all:?}");
 
     let id = sales.place("Grace Hopper");
-    page.wait(&format!("{} === 'Grace Hopper'", text_of(&format!(r#"#events li[data-order-id="{id}"] .customer"#))));
-    page.wait(&format!("{} === '{}'", text_of(r#"[data-total="orders"] .value"#), orders + 1));
+    let listed = format!("{} === 'Grace Hopper'", text_of(&format!(r#"#events li[data-order-id="{id}"] .customer"#)));
+    let counted = format!("{} === '{}'", text_of(r#"[data-total="orders"] .value"#), orders + 1);
+    page.wait_within(&format!("{listed} && {counted}"), NEW_ORDER_WITHIN_MS);
     let shown = figures(&mut page);
     assert_eq!(shown, report_rows(&sales.topic, &served.store), "still the report's, one order more");
     let (dialogs, errors, loads) = page.state();
