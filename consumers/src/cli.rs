@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::{Department, Outcome};
 use crate::departments::{self, DEPARTMENTS};
+use crate::web;
 
 const ABOUT: &str = "The departments of Edison Cars: each consumes the orders topic into its own projection.";
 
@@ -28,7 +29,7 @@ pub fn command() -> clap::Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
         .subcommand_required(true)
-        .subcommands(DEPARTMENTS.iter().map(|department| (department.command)()))
+        .subcommands(DEPARTMENTS.iter().map(department_command))
         .subcommand(listing)
 }
 
@@ -49,14 +50,28 @@ pub async fn main() -> ExitCode {
 pub async fn main_as(name: &str) -> ExitCode {
     edison_common::telemetry::init_logging();
     let department = departments::find(name).unwrap_or_else(|| panic!("{name} is not in the registry"));
-    let matches = (department.command)().bin_name(name).get_matches();
+    let matches = department_command(department).bin_name(name).get_matches();
     run(department, &matches).await
+}
+
+/// A department's command line: the registry's, and `serve` for the dashboard, the one
+/// department with a page ([`web`]). Every other department's stays as the registry makes it.
+fn department_command(department: &Department) -> clap::Command {
+    let command = (department.command)();
+    match department.name == web::DEPARTMENT {
+        true => command.subcommand(web::command()),
+        false => command,
+    }
 }
 
 async fn run(department: &Department, matches: &ArgMatches) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    report(department.name, (department.run)(matches, shutdown).await)
+    let running = match matches.subcommand() {
+        Some(("serve", serve)) if department.name == web::DEPARTMENT => web::run(matches, serve, shutdown),
+        _ => (department.run)(matches, shutdown),
+    };
+    report(department.name, running.await)
 }
 
 /// Prints what a command did and turns it into the exit code.
@@ -175,6 +190,19 @@ mod tests {
         for department in DEPARTMENTS {
             assert!(help.contains(department.name), "{help}");
         }
+    }
+
+    #[test]
+    fn only_the_dashboard_serves_a_page() {
+        for department in DEPARTMENTS {
+            let command = department_command(department);
+            let serves = command.get_subcommands().any(|sub| sub.get_name() == "serve");
+            assert_eq!(serves, department.name == web::DEPARTMENT, "{}", department.name);
+            let parsed = command.try_get_matches_from([department.name, "serve", "--listen", "127.0.0.1:0"]);
+            assert_eq!(parsed.is_ok(), serves, "{}", department.name);
+        }
+        let others = (departments::find("warehouse").unwrap().command)().render_long_help().to_string();
+        assert_eq!(department_command(departments::find("warehouse").unwrap()).render_long_help().to_string(), others);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - [`command`]: the commands every department has, and the [`command::Department`]
 //!   descriptor.
 //! - [`departments`]: one module per department, and `DEPARTMENTS`, the registry.
+//! - [`web`]: `dashboard serve`, the dashboard department with a live page of its sales and of
+//!   every registered department's consumer group (the only layer above the registry that
+//!   reads Kafka for all of them).
 //! - [`cli`]: the `edison` command line, parsing and dispatch only; `src/bin/` holds one-line
 //!   binaries.
 //!
@@ -23,13 +26,14 @@ pub mod command;
 pub mod departments;
 pub mod rebuild;
 pub mod runtime;
+pub mod web;
 
 #[cfg(test)]
 mod layers {
     use std::path::Path;
 
     /// The modules, lowest layer first. `admin` and `rebuild` share one and never use each other.
-    const LAYERS: &[&[&str]] = &[&["runtime"], &["admin", "rebuild"], &["command"], &["departments"], &["cli"]];
+    const LAYERS: &[&[&str]] = &[&["runtime"], &["admin", "rebuild"], &["command"], &["departments"], &["web"], &["cli"]];
 
     fn layer(module: &str) -> usize {
         LAYERS.iter().position(|layer| layer.contains(&module)).unwrap_or_else(|| panic!("module {module} has no layer"))

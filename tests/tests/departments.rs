@@ -38,14 +38,18 @@ fn edison_lists_the_registry_and_an_alias_is_the_same_command() {
     assert!(output.status.success());
     assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), names());
 
-    let via_edison = Command::new(edison()).args(["warehouse", "run", "--help"]).output().unwrap();
-    let via_alias = Command::new(binary("edison-consumers", "warehouse")).args(["run", "--help"]).output().unwrap();
-    assert!(via_edison.status.success() && via_alias.status.success());
-    assert_eq!(
-        stdout(&via_edison).replace("edison warehouse", "warehouse"),
-        stdout(&via_alias),
-        "the alias takes exactly edison warehouse's flags"
-    );
+    for (name, args) in [("warehouse", &["run", "--help"][..]), ("dashboard", &["--help"]), ("dashboard", &["serve", "--help"])] {
+        let via_edison = Command::new(edison()).arg(name).args(args).output().unwrap();
+        let via_alias = Command::new(binary("edison-consumers", name)).args(args).output().unwrap();
+        assert!(via_edison.status.success() && via_alias.status.success(), "{name} {args:?}");
+        assert_eq!(
+            stdout(&via_edison).replace(&format!("edison {name}"), name),
+            stdout(&via_alias),
+            "the alias takes exactly edison {name}'s flags"
+        );
+    }
+    let serves = |name: &str| stdout(&Command::new(edison()).args([name, "--help"]).output().unwrap()).contains("\n  serve ");
+    assert!(serves("dashboard") && !serves("warehouse"), "only the dashboard serves a page");
 
     let unknown = Command::new(edison()).args(["sales", "run"]).output().unwrap();
     assert!(!unknown.status.success(), "sales is not a department");

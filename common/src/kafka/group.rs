@@ -21,27 +21,38 @@ pub struct GroupMember {
     pub host: String,
 }
 
+/// A group's state as the broker says (`Empty`, `Stable`, `PreparingRebalance`, ..., or `Dead`
+/// when unknown to it) and its active members.
+pub type GroupState = (String, Vec<GroupMember>);
+
 /// The group's state (`Empty`, `Stable`, `PreparingRebalance`, ..., or `Dead` when unknown to
 /// the broker) and its active members.
 pub fn describe_group(
     config: &ClientConfig,
     group: &str,
-) -> KafkaResult<(String, Vec<GroupMember>)> {
+) -> KafkaResult<GroupState> {
     let consumer: BaseConsumer = create(config)?;
     let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
-    Ok(match list.groups().first() {
-        Some(info) => (
-            info.state().to_owned(),
-            info.members()
-                .iter()
-                .map(|m| GroupMember {
-                    client_id: m.client_id().to_owned(),
-                    host: m.client_host().to_owned(),
-                })
-                .collect(),
-        ),
-        None => ("Dead".to_owned(), Vec::new()),
-    })
+    Ok(list.groups().first().map_or_else(|| ("Dead".to_owned(), Vec::new()), state_of))
+}
+
+/// Every group the broker knows, by name, in one request: a monitor of many groups asks once
+/// per sample instead of once per group. A group missing here is `Dead`.
+pub fn list_groups<C: ConsumerContext>(consumer: &impl Consumer<C>) -> KafkaResult<HashMap<String, GroupState>> {
+    let list = consumer.fetch_group_list(None, TIMEOUT)?;
+    Ok(list.groups().iter().map(|info| (info.name().to_owned(), state_of(info))).collect())
+}
+
+fn state_of(info: &rdkafka::groups::GroupInfo) -> GroupState {
+    let members = info
+        .members()
+        .iter()
+        .map(|m| GroupMember {
+            client_id: m.client_id().to_owned(),
+            host: m.client_host().to_owned(),
+        })
+        .collect();
+    (info.state().to_owned(), members)
 }
 
 /// One partition's bounds: the first offset still in the log and the next one to be written.
@@ -102,7 +113,12 @@ pub fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> KafkaResult<HashMap<i32, i64>> {
-    let consumer: BaseConsumer = group_client(config, group)?;
+    committed_offsets_of(&group_client(config, group)?, topic)
+}
+
+/// [`committed_offsets`] of the group of `consumer` (made by [`group_client`], never
+/// subscribed), which a monitor keeps rather than connecting anew for every sample.
+pub fn committed_offsets_of(consumer: &BaseConsumer, topic: &str) -> KafkaResult<HashMap<i32, i64>> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let mut query = TopicPartitionList::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
@@ -165,7 +181,9 @@ pub async fn delete_group(config: &ClientConfig, group: &str) -> KafkaResult<()>
     Ok(())
 }
 
-fn group_client(config: &ClientConfig, group: &str) -> KafkaResult<BaseConsumer> {
+/// A client of `group` that only reads or commits its offsets: it never subscribes, so it never
+/// joins the group, and it commits nothing by itself.
+pub fn group_client(config: &ClientConfig, group: &str) -> KafkaResult<BaseConsumer> {
     let mut config = config.clone();
     config
         .set("group.id", group)

@@ -10,9 +10,9 @@ mod topic;
 pub use args::{parse_override, KafkaArgs};
 pub use client::{create, create_with_context};
 pub use group::{
-    commit_offsets, committed_offsets, delete_group, describe_group, log_end_offsets, offsets_of, partition_lag, read_log_end_offsets,
+    commit_offsets, committed_offsets, committed_offsets_of, delete_group, describe_group, group_client, list_groups, log_end_offsets, offsets_of, partition_lag, read_log_end_offsets,
     total_lag, watermarks,
-    GroupMember, Watermarks,
+    GroupMember, GroupState, Watermarks,
 };
 pub use registry::{
     publish_registry, read_registry, registry_topic, schema_key, Contract, Registry, CONTRACT_KEY,

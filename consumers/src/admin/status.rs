@@ -173,20 +173,7 @@ fn build(
     last_applied_ms: Option<i64>,
     database_note: Option<String>,
 ) -> Status {
-    let partitions: Vec<PartitionStatus> = after
-        .marks
-        .iter()
-        .map(|w| {
-            let committed = after.committed.get(&w.partition).copied();
-            PartitionStatus {
-                partition: w.partition,
-                committed,
-                log_start: w.low,
-                log_end: w.high,
-                lag: partition_lag(w.low, w.high, committed),
-            }
-        })
-        .collect();
+    let partitions = partitions(&after.marks, &after.committed);
     let lag = partitions.iter().map(|p| p.lag).sum();
     let seconds = after.at.duration_since(before.at).as_secs_f64();
     let events_per_second = rate(&before.committed, &after.committed, &after.marks, seconds);
@@ -208,6 +195,23 @@ fn build(
         last_applied_at: last_applied_ms.map(format_rfc3339),
         database_note,
     }
+}
+
+/// Each partition of `marks` with the group's `committed` offset on it and its lag.
+pub fn partitions(marks: &[Watermarks], committed: &HashMap<i32, i64>) -> Vec<PartitionStatus> {
+    marks
+        .iter()
+        .map(|w| {
+            let committed = committed.get(&w.partition).copied();
+            PartitionStatus {
+                partition: w.partition,
+                committed,
+                log_start: w.low,
+                log_end: w.high,
+                lag: partition_lag(w.low, w.high, committed),
+            }
+        })
+        .collect()
 }
 
 /// Offsets committed per second between two samples. A partition first committed in between

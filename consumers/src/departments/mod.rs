@@ -10,8 +10,9 @@ pub mod mailer;
 pub mod shipping;
 pub mod warehouse;
 
+/// Order events for unit tests, here and in the layers above (the page's event list).
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use assembly::Assembly;
 pub use billing::Billing;

@@ -79,7 +79,7 @@ impl Sale {
 }
 
 /// Sales statistics of one group of orders (a model, a day, or all) in one currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct SalesStats {
     /// The group: a model (`F`), a placed day (`2026-03-30`), or `all`.
     pub label: String,
@@ -101,6 +101,21 @@ impl SalesStats {
     /// `None` without orders.
     pub fn conversion_permille(&self) -> Option<i64> {
         (self.orders > 0).then(|| (self.paid * 1000 + self.orders / 2) / self.orders)
+    }
+
+    /// The conversion as the report prints it: `50.5%`, or `-` without orders.
+    pub fn conversion_text(&self) -> String {
+        self.conversion_permille().map_or_else(|| "-".to_owned(), |p| format!("{}.{}%", p / 10, p % 10))
+    }
+
+    /// The revenue as the report prints it: `1,234.50 EUR`.
+    pub fn revenue_text(&self) -> String {
+        Money::format(self.revenue_cents, &self.currency)
+    }
+
+    /// Orders cancelled before they were paid.
+    pub fn cancelled_before_payment(&self) -> i64 {
+        self.cancelled - self.cancelled_after_payment
     }
 }
 
@@ -151,17 +166,16 @@ impl Projection for Dashboard {
         for (title, rows) in sections {
             let _ = writeln!(out, "  {title}");
             for stats in rows {
-                let conversion = stats.conversion_permille().map_or_else(|| "-".to_owned(), |p| format!("{}.{}%", p / 10, p % 10));
                 let _ = writeln!(
                     out,
                     "    {:<10} {:>8} {:>8} {:>10} {:>9} {:>13} {:>20}",
                     stats.label,
                     stats.orders,
                     stats.paid,
-                    conversion,
+                    stats.conversion_text(),
                     stats.cancelled,
                     stats.cancelled_after_payment,
-                    Money::format(stats.revenue_cents, &stats.currency)
+                    stats.revenue_text()
                 );
             }
         }
@@ -251,5 +265,6 @@ mod tests {
         assert_eq!(stats(3, 2).conversion_permille(), Some(667));
         assert_eq!(stats(3, 1).conversion_permille(), Some(333));
         assert_eq!(stats(2000, 1).conversion_permille(), Some(1), "0.05% rounds half up");
+        assert_eq!((stats(0, 0).conversion_text(), stats(3, 2).conversion_text()), ("-".to_owned(), "66.7%".to_owned()));
     }
 }
