@@ -18,33 +18,31 @@
 //!
 //! # Exact after any replay
 //! A customer is an aggregate over many orders, so nothing is ever added to or subtracted from a
-//! total. Each order has one row in `customer_orders`, its contribution, rewritten from its
-//! latest state behind the sequence gate ([`sql::upsert`]). Every batch then recomputes, from
-//! those rows, each customer it touched: the customer an event names and the customer the order
-//! belonged to before (an amendment may move an order to another `customer_id`, or an erasure
-//! take it away). Recomputing is a delete and an `INSERT .. SELECT` per table, a handful of
-//! statements per batch whatever its size, and it gives the same rows however the log is batched,
-//! replayed or duplicated.
+//! stored total. Each order has one row in `customer_orders`, its contribution, rewritten from its
+//! latest state behind the sequence gate ([`sql::upsert`]); that is all a batch writes.
+//! `customers` and `customer_spend` are views over those rows (migration 0002), computed when
+//! read, so they give the same rows however the log is batched, replayed or duplicated, an
+//! amendment that moves an order to another `customer_id` or an erasure that takes it away
+//! included. A lookup of one customer reads only their orders, through the index on
+//! `customer_id`; the report aggregates all of them.
 //!
-//! On PostgreSQL two instances of the department may apply batches into one schema at once (one
-//! consumer group, partitions split between them), and two orders of one customer can sit on
-//! different partitions. Each batch therefore locks `customer_orders` against other writers
-//! (`SHARE ROW EXCLUSIVE`: readers go on) before it reads anything, so no recompute misses an
-//! order another transaction has not committed yet. SQLite has a single writer anyway.
+//! Stored aggregates were the first design: a delete and an `INSERT .. SELECT` per table for
+//! every customer a batch touched, and a lookup of the customers an order belonged to before.
+//! That was four fifths of a rebuild's database time (issue 11), and on PostgreSQL it needed a
+//! table lock so that two group members could not recompute one customer from each other's
+//! uncommitted orders. With views nothing is shared between orders at write time.
 //!
 //! # Erasure (GDPR tombstones)
-//! A tombstone deletes the order's contribution, and its customer is recomputed without it. A
-//! customer with no order left disappears from every table, personal data included; one with
-//! orders left keeps only what those orders state. The report prints counts, amounts and
+//! A tombstone deletes the order's contribution, and its customer is computed without it. A
+//! customer with no order left disappears from every view, personal data included; one with
+//! orders left shows only what those orders state. The report prints counts, amounts and
 //! customer ids, never a name, email or address.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool};
 
-use edison_common::db::{Backend, Placeholders};
 use edison_schemas::{Money, OrderEvent};
 
 use crate::runtime::{sql, Change, Projection};
@@ -160,25 +158,16 @@ impl Projection for Customers {
     const NAME: &'static str = "customers";
     const ABOUT: &'static str =
         "One row per customer: latest contact details, orders placed and paid, lifetime spend per currency.";
-    /// All three are projections of the log: the contributions and the aggregates over them.
-    const TABLES: &'static [&'static str] = &["customer_orders", "customers", "customer_spend"];
+    /// The contributions; `customers` and `customer_spend` are views over them.
+    const TABLES: &'static [&'static str] = &["customer_orders"];
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        if Backend::of(conn) == Backend::Postgres {
-            conn.execute("LOCK TABLE customer_orders IN SHARE ROW EXCLUSIVE MODE").await?;
-        }
-        let order_ids: Vec<&str> = changes.iter().map(Change::order_id).collect();
-        // Before the upsert: the customers the orders belong to now, which an amendment or an
-        // erasure may leave.
-        let mut touched = customers_of(conn, &order_ids).await?;
         let (events, erased) = sql::split(changes);
         let rows: Vec<Contribution> = events.into_iter().map(Contribution::from_event).collect();
-        // A stale event's customer is recomputed too, which changes nothing.
-        touched.extend(rows.iter().map(|row| row.customer_id.clone()));
         sql::upsert(conn, "customer_orders", &COLUMNS, &rows, |query, row| {
             query
                 .bind(&row.order_id)
@@ -196,19 +185,20 @@ impl Projection for Customers {
                 .bind(row.updated_at)
         })
         .await?;
-        sql::delete_orders(conn, "customer_orders", &erased).await?;
-        let touched: Vec<String> = touched.into_iter().collect();
-        recompute(conn, &touched).await
+        sql::delete_orders(conn, "customer_orders", &erased).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {
+        // From the contributions grouped by customer: the `customers` view would also rank
+        // every order for the contact details, which the report does not show.
         let (customers, placed, paid, cancelled, repeat): (i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), \
-                    CAST(COALESCE(SUM(orders_placed), 0) AS BIGINT), \
-                    CAST(COALESCE(SUM(orders_paid), 0) AS BIGINT), \
-                    CAST(COALESCE(SUM(orders_cancelled), 0) AS BIGINT), \
-                    CAST(COALESCE(SUM(CASE WHEN orders_placed > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM customers",
+                    CAST(COALESCE(SUM(placed), 0) AS BIGINT), \
+                    CAST(COALESCE(SUM(paid), 0) AS BIGINT), \
+                    CAST(COALESCE(SUM(cancelled), 0) AS BIGINT), \
+                    CAST(COALESCE(SUM(CASE WHEN placed > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM (SELECT COUNT(*) AS placed, COUNT(paid_at) AS paid, COUNT(cancelled_at) AS cancelled \
+                   FROM customer_orders GROUP BY customer_id) AS per_customer",
         )
         .fetch_one(pool)
         .await?;
@@ -237,67 +227,6 @@ impl Projection for Customers {
         }
         Ok(out)
     }
-}
-
-/// The customers that `order_ids` belong to now, as far as the projection holds them.
-async fn customers_of(conn: &mut AnyConnection, order_ids: &[&str]) -> Result<BTreeSet<String>, sqlx::Error> {
-    let mut found = BTreeSet::new();
-    for chunk in sql::statement_chunks(order_ids, 1) {
-        let mut sql = String::from("SELECT customer_id FROM customer_orders WHERE order_id IN ");
-        Placeholders::new(Backend::of(conn)).push_rows(&mut sql, 1, chunk.len());
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        found.extend(query.fetch_all(&mut *conn).await?);
-    }
-    Ok(found)
-}
-
-/// Rewrites the `customers` and `customer_spend` rows of `customer_ids` from their contributions:
-/// a customer without any left has no row.
-async fn recompute(conn: &mut AnyConnection, customer_ids: &[String]) -> Result<(), sqlx::Error> {
-    let paid = "CASE WHEN paid_at IS NOT NULL THEN 1 ELSE 0 END";
-    let cancelled = "CASE WHEN cancelled_at IS NOT NULL THEN 1 ELSE 0 END";
-    let whole = "OVER (PARTITION BY customer_id)";
-    let statements = [
-        "DELETE FROM customers WHERE customer_id IN {ids}".to_owned(),
-        "DELETE FROM customer_spend WHERE customer_id IN {ids}".to_owned(),
-        // Every contribution of a customer, ranked by recency, carries the customer's totals;
-        // the most recent one gives the contact details.
-        format!(
-            "INSERT INTO customers ({CUSTOMER_COLUMNS}) \
-             SELECT {CUSTOMER_COLUMNS} FROM \
-               (SELECT customer_id, name, email, shipping_address, \
-                       COUNT(*) {whole} AS orders_placed, \
-                       SUM({paid}) {whole} AS orders_paid, \
-                       SUM({cancelled}) {whole} AS orders_cancelled, \
-                       MAX(placed_at) {whole} AS last_order_at, \
-                       updated_at, \
-                       ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY updated_at DESC, order_id DESC) AS recency \
-                FROM customer_orders WHERE customer_id IN {{ids}}) AS ranked \
-             WHERE recency = 1"
-        ),
-        "INSERT INTO customer_spend (customer_id, currency, orders, spend_cents) \
-         SELECT customer_id, currency, COUNT(*), SUM(spend_cents) FROM customer_orders \
-         WHERE spend_cents IS NOT NULL AND customer_id IN {ids} \
-         GROUP BY customer_id, currency"
-            .to_owned(),
-    ];
-    let backend = Backend::of(conn);
-    for chunk in sql::statement_chunks(customer_ids, 1) {
-        let mut ids = String::new();
-        Placeholders::new(backend).push_rows(&mut ids, 1, chunk.len());
-        for statement in &statements {
-            let sql = statement.replace("{ids}", &ids);
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut *conn).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Every customer, by customer id.

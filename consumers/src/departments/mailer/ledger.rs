@@ -7,7 +7,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use edison_common::db::{Backend, Placeholders};
 
-use super::mail::{Draft, MailKind};
+use edison_schemas::OrderEvent;
+
+use super::mail::{self, Draft, MailKind};
 use crate::runtime::sql;
 
 /// Where a mail stands in the ledger.
@@ -65,37 +67,62 @@ pub(super) async fn cutoff_in_force(
     }
 }
 
-/// Records `drafts` as recorded in `run`, unless already there: pending if they tell of
-/// something at or after `cutoff`, historical otherwise.
+/// Records, as recorded in `run`, every mail the state in `events` implies, unless already
+/// there: pending if it tells of something at or after `cutoff`, historical otherwise.
+///
+/// The sequence gate: an event's mails are recorded only if the upsert before this advanced its
+/// order, which marked the order's `mail_orders` row with `batch`. Checked in the statement
+/// itself: reading the stored sequences back first cost a result row per order.
+///
+/// Only a pending mail is rendered and stored with its recipient, subject and body: a historical
+/// one is never sent, so it keeps no personal data (and a rebuild over years of history writes a
+/// few dozen bytes a mail, not a rendered message).
 pub(super) async fn record(
     conn: &mut AnyConnection,
-    drafts: &[Draft],
+    events: &[&OrderEvent],
+    batch: i64,
     cutoff: i64,
     run: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     const COLUMNS: &str =
         "order_id, kind, sequence, happened_at, status, recipient, subject, body, created_at, recorded_in";
-    for chunk in sql::statement_chunks(drafts, 10) {
-        let mut sql = format!("INSERT INTO mails ({COLUMNS}) VALUES ");
-        Placeholders::new(Backend::of(conn)).push_rows(&mut sql, chunk.len(), 10);
+    let implied: Vec<(&OrderEvent, MailKind, i64)> = events
+        .iter()
+        .flat_map(|event| mail::implied(&event.order).map(move |(kind, at)| (*event, kind, at)))
+        .collect();
+    for chunk in sql::statement_chunks(&implied, 10) {
+        // VALUES name their columns column1, column2, ... on both engines; the WHERE also tells
+        // SQLite's parser that ON CONFLICT belongs to the INSERT, not to the join.
+        let mut sql = format!("INSERT INTO mails ({COLUMNS}) SELECT mail.* FROM (VALUES ");
+        let mut placeholders = Placeholders::new(Backend::of(conn));
+        placeholders.push_rows(&mut sql, chunk.len(), 10);
+        sql.push_str(
+            ") AS mail JOIN mail_orders ON mail_orders.order_id = mail.column1 WHERE mail_orders.batch = ",
+        );
+        placeholders.push(&mut sql);
         sql.push_str(" ON CONFLICT (order_id, kind) DO NOTHING");
         let mut query = sqlx::query(&sql);
-        for draft in chunk {
-            let status = if draft.happened_at >= cutoff { MailStatus::Pending } else { MailStatus::Historical };
+        for &(event, kind, happened_at) in chunk {
+            let draft = (happened_at >= cutoff).then(|| Draft::new(event, kind, happened_at));
+            let status = if draft.is_some() { MailStatus::Pending } else { MailStatus::Historical };
+            let (recipient, subject, body) = match draft {
+                Some(draft) => (Some(draft.recipient), Some(draft.subject), Some(draft.body)),
+                None => (None, None, None),
+            };
             query = query
-                .bind(&draft.order_id)
-                .bind(draft.kind.as_str())
-                .bind(draft.sequence)
-                .bind(draft.happened_at)
+                .bind(&event.order.order_id)
+                .bind(kind.as_str())
+                .bind(event.sequence)
+                .bind(happened_at)
                 .bind(status.as_str())
-                .bind(&draft.recipient)
-                .bind(&draft.subject)
-                .bind(&draft.body)
+                .bind(recipient)
+                .bind(subject)
+                .bind(body)
                 .bind(now)
                 .bind(run);
         }
-        query.execute(&mut *conn).await?;
+        query.bind(batch).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -68,25 +68,32 @@ pub struct Draft {
     pub body: String,
 }
 
-/// Every mail the state in `event` implies, in the order a customer should read them. Derived
-/// from state, not from `event_type`: the runtime collapses a batch to each order's latest event.
+/// Every mail the state in `order` implies, in the order a customer should read them: its kind
+/// and when what it tells happened. Derived from state, not from `event_type`: the runtime
+/// collapses a batch to each order's latest event.
+pub fn implied(order: &Order) -> impl Iterator<Item = (MailKind, i64)> + '_ {
+    MailKind::ALL.into_iter().filter_map(|kind| Some((kind, kind.happened_at(order)?)))
+}
+
+/// Every mail the state in `event` implies, rendered.
 pub fn drafts(event: &OrderEvent) -> Vec<Draft> {
-    let order = &event.order;
-    MailKind::ALL
-        .into_iter()
-        .filter_map(|kind| {
-            let happened_at = kind.happened_at(order)?;
-            Some(Draft {
-                order_id: order.order_id.clone(),
-                kind,
-                sequence: event.sequence,
-                happened_at,
-                recipient: order.customer.email.clone(),
-                subject: subject(kind, order),
-                body: body(kind, order),
-            })
-        })
-        .collect()
+    implied(&event.order).map(|(kind, happened_at)| Draft::new(event, kind, happened_at)).collect()
+}
+
+impl Draft {
+    /// The mail of `kind` about the state in `event`, where what it tells happened at `happened_at`.
+    pub fn new(event: &OrderEvent, kind: MailKind, happened_at: i64) -> Draft {
+        let order = &event.order;
+        Draft {
+            order_id: order.order_id.clone(),
+            kind,
+            sequence: event.sequence,
+            happened_at,
+            recipient: order.customer.email.clone(),
+            subject: subject(kind, order),
+            body: body(kind, order),
+        }
+    }
 }
 
 /// The subject carries no personal data: the model and the order id only.
