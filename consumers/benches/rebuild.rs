@@ -21,7 +21,8 @@
 //!
 //! And once:
 //! - **flat memory**: warehouse's peak RSS applying a ~100k-event topic into SQLite beside its
-//!   peak applying the full topic (and a `BENCH_LARGE_ORDERS` topic, if set: 930000 is ~2M events).
+//!   peak applying the full topic and a ~2M-event topic (`BENCH_LARGE_ORDERS` orders, 930,000
+//!   unless set; 0 leaves it out).
 //! - **live latency**: warehouse running (`run`) into SQLite on a topic that `sales simulate
 //!   --rate` loads with ~1,000 events/s, while orders are placed one at a time through a Sales
 //!   store and relay of their own (what `sales place` does: commit, then relay; one relay is
@@ -60,6 +61,9 @@ use edison_schemas::{CarModel, Codec};
 const DEFAULT_ORDERS: u64 = 200_000;
 /// About 100k events: the small end of the flat-memory comparison.
 const SMALL_ORDERS: u64 = 46_500;
+/// About 2M events: the large end (`BENCH_LARGE_ORDERS`; 0 leaves it out). Writing and applying
+/// it adds about a minute.
+const LARGE_ORDERS: u64 = 930_000;
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// The live latency's background load, events/s.
 const LOAD_RATE: u32 = 1_000;
@@ -91,7 +95,8 @@ async fn main() {
     let warehouse = rebuilds.iter().find(|r| r.department == "warehouse" && r.backend == Backend::Sqlite);
     let mut memory = vec![(small.events, bench.apply_once(&small).await)];
     memory.push((full.events, warehouse.expect("warehouse is a department").apply.clone()));
-    if let Some(large_orders) = env_u64("BENCH_LARGE_ORDERS") {
+    let large_orders = env_u64("BENCH_LARGE_ORDERS").unwrap_or(LARGE_ORDERS);
+    if large_orders > 0 {
         let large = bench.simulate("large", large_orders).await;
         memory.push((large.events, bench.apply_once(&large).await));
     }

@@ -92,13 +92,15 @@ pub(super) async fn record(
         .flat_map(|event| mail::implied(&event.order).map(move |(kind, at)| (*event, kind, at)))
         .collect();
     for chunk in sql::statement_chunks(&implied, 10) {
-        // VALUES name their columns column1, column2, ... on both engines; the WHERE also tells
-        // SQLite's parser that ON CONFLICT belongs to the INSERT, not to the join.
-        let mut sql = format!("INSERT INTO mails ({COLUMNS}) SELECT mail.* FROM (VALUES ");
+        // VALUES name their columns column1, column2, ... on both engines. The gate is a
+        // scalar subquery, not a join: each row then probes mail_orders' primary key on both
+        // engines, where PostgreSQL's generic plan for a join hashed the whole table per
+        // statement. The WHERE also tells SQLite's parser that ON CONFLICT is the INSERT's.
+        let mut sql = format!("INSERT INTO mails ({COLUMNS}) SELECT * FROM (VALUES ");
         let mut placeholders = Placeholders::new(Backend::of(conn));
         placeholders.push_rows(&mut sql, chunk.len(), 10);
         sql.push_str(
-            ") AS mail JOIN mail_orders ON mail_orders.order_id = mail.column1 WHERE mail_orders.batch = ",
+            ") AS mail WHERE (SELECT batch FROM mail_orders WHERE mail_orders.order_id = mail.column1) = ",
         );
         placeholders.push(&mut sql);
         sql.push_str(" ON CONFLICT (order_id, kind) DO NOTHING");

@@ -146,6 +146,9 @@ async fn mail_about_what_happened_before_the_cutoff_is_historical() {
     let mailer = spool_mailer(spool.path(), Some(PAID_AT), Duration::ZERO);
     apply_each(&mailer, &pool, &[pay(placed(), PAID_AT)]).await;
     assert_eq!(statuses(&pool, &placed()).await, [(Confirmation, Historical), (Receipt, Pending)]);
+    let recorded = mails_of(&pool, &placed()).await;
+    assert!(no_personal_data(&recorded[&Confirmation]), "a mail never sent keeps no personal data");
+    assert_eq!(recorded[&Receipt].recipient.as_deref(), Some("ada@example.com"), "a pending mail is rendered");
     assert_eq!(cutoff(&pool).await.unwrap(), Some(PAID_AT), "the first batch stores the cutoff");
     round(&mailer, &pool).await;
     assert_eq!(spooled(spool.path()), 1, "only the receipt went");
