@@ -126,7 +126,10 @@ fn read_blocking(mut config: ClientConfig, registry: &str) -> Result<Registry, T
         .set("group.id", format!("{registry}.reader"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true");
+        .set("enable.partition.eof", "true")
+        // Dropping the consumer waits for its last fetch, which the broker holds this long at
+        // the end of the partition: 500 ms by default, at every start of every binary.
+        .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = create(&config)?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();

@@ -22,6 +22,10 @@ const COLUMNS: [&str; 7] = ["order_id", "model", "batteries", "expected_delivery
 /// The status that puts an order in the queue: paid, and not cancelled since.
 const QUEUED: OrderStatus = OrderStatus::Paid;
 
+/// The queue's rows, as the partial index `build_queue_order` (migration 0002) is defined: the
+/// status must be this literal, not a bound parameter, for SQLite to use that index.
+const QUEUED_ROWS: &str = "status = 'paid'";
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Assembly;
 
@@ -111,18 +115,16 @@ impl Projection for Assembly {
 /// The first `limit` orders to build: earliest expected delivery first, then by order id.
 pub async fn queue_head(pool: &AnyPool, limit: i64) -> Result<Vec<QueueEntry>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM build_queue WHERE status = $1 ORDER BY expected_delivery, order_id LIMIT $2",
+        "SELECT {} FROM build_queue WHERE {QUEUED_ROWS} ORDER BY expected_delivery, order_id LIMIT $1",
         COLUMNS.join(", ")
     );
-    sqlx::query_as(&sql).bind(QUEUED.as_str()).bind(limit).fetch_all(pool).await
+    sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
 }
 
 /// Queued orders per model (`F`, `P`, `H`), models without any left out.
 pub async fn queue_length_by_model(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT model, COUNT(*) FROM build_queue WHERE status = $1 GROUP BY model ORDER BY model")
-        .bind(QUEUED.as_str())
-        .fetch_all(pool)
-        .await
+    let sql = format!("SELECT model, COUNT(*) FROM build_queue WHERE {QUEUED_ROWS} GROUP BY model ORDER BY model");
+    sqlx::query_as(&sql).fetch_all(pool).await
 }
 
 /// Every order assembly holds, queued or not, by order id.
@@ -136,6 +138,11 @@ mod tests {
     use super::*;
     use crate::departments::fixtures::{cancel, next, pay, placed, DAY_MS, DELIVERY_DAY, PLACED_AT};
     use edison_schemas::{CarModel, EventType};
+
+    #[test]
+    fn the_queries_literal_is_the_queued_status() {
+        assert_eq!(QUEUED_ROWS, format!("status = '{}'", QUEUED.as_str()));
+    }
 
     #[test]
     fn only_paid_orders_are_queued_and_a_cancellation_dequeues_but_keeps_the_row() {
