@@ -74,9 +74,9 @@ pub(super) async fn cutoff_in_force(
 /// order, which marked the order's `mail_orders` row with `batch`. Checked in the statement
 /// itself: reading the stored sequences back first cost a result row per order.
 ///
-/// Only a pending mail is rendered and stored with its recipient, subject and body: a historical
-/// one is never sent, so it keeps no personal data (and a rebuild over years of history writes a
-/// few dozen bytes a mail, not a rendered message).
+/// Only a pending mail is rendered: a historical one is never sent, so it keeps its recipient
+/// (to whom it would have gone) but no subject or body, and a rebuild over years of history
+/// writes a few dozen bytes a mail, not a rendered message.
 pub(super) async fn record(
     conn: &mut AnyConnection,
     events: &[&OrderEvent],
@@ -108,17 +108,14 @@ pub(super) async fn record(
         for &(event, kind, happened_at) in chunk {
             let draft = (happened_at >= cutoff).then(|| Draft::new(event, kind, happened_at));
             let status = if draft.is_some() { MailStatus::Pending } else { MailStatus::Historical };
-            let (recipient, subject, body) = match draft {
-                Some(draft) => (Some(draft.recipient), Some(draft.subject), Some(draft.body)),
-                None => (None, None, None),
-            };
+            let (subject, body) = draft.map(|draft| (draft.subject, draft.body)).unzip();
             query = query
                 .bind(&event.order.order_id)
                 .bind(kind.as_str())
                 .bind(event.sequence)
                 .bind(happened_at)
                 .bind(status.as_str())
-                .bind(recipient)
+                .bind(&event.order.customer.email)
                 .bind(subject)
                 .bind(body)
                 .bind(now)

@@ -36,8 +36,8 @@
 //!   `mail_since` (`--mail-since`, by default the time the mailer process started), in
 //!   `mailer_settings`. A mail about something that happened before the cutoff (by `placed_at`,
 //!   `paid_at` or `cancelled_at`) is recorded as `historical`, with `sent_at` NULL, and never
-//!   sent; the run says how many it recorded. A historical mail is not rendered: it keeps no
-//!   recipient, subject or body, as no personal data is needed for a mail that never goes out. Later runs use the stored cutoff; an explicit
+//!   sent; the run says how many it recorded. A historical mail is not rendered: it keeps its
+//!   recipient, but no subject or body, which only a mail that goes out needs. Later runs use the stored cutoff; an explicit
 //!   `--mail-since` overrides it for its run.
 //!
 //! # Erasure (GDPR)

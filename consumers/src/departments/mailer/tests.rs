@@ -147,8 +147,9 @@ async fn mail_about_what_happened_before_the_cutoff_is_historical() {
     apply_each(&mailer, &pool, &[pay(placed(), PAID_AT)]).await;
     assert_eq!(statuses(&pool, &placed()).await, [(Confirmation, Historical), (Receipt, Pending)]);
     let recorded = mails_of(&pool, &placed()).await;
-    assert!(no_personal_data(&recorded[&Confirmation]), "a mail never sent keeps no personal data");
-    assert_eq!(recorded[&Receipt].recipient.as_deref(), Some("ada@example.com"), "a pending mail is rendered");
+    let text = |entry: &LedgerEntry| (entry.recipient.is_some(), entry.subject.is_some(), entry.body.is_some());
+    assert_eq!(text(&recorded[&Confirmation]), (true, false, false), "a mail never sent is not rendered");
+    assert_eq!(text(&recorded[&Receipt]), (true, true, true), "a pending mail is");
     assert_eq!(cutoff(&pool).await.unwrap(), Some(PAID_AT), "the first batch stores the cutoff");
     round(&mailer, &pool).await;
     assert_eq!(spooled(spool.path()), 1, "only the receipt went");
