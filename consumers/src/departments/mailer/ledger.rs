@@ -9,7 +9,7 @@ use edison_common::db::{Backend, Placeholders};
 
 use edison_schemas::OrderEvent;
 
-use super::mail::{self, Draft, MailKind};
+use super::mail::{self, MailKind};
 use crate::runtime::sql;
 
 /// Where a mail stands in the ledger.
@@ -106,9 +106,10 @@ pub(super) async fn record(
         sql.push_str(" ON CONFLICT (order_id, kind) DO NOTHING");
         let mut query = sqlx::query(&sql);
         for &(event, kind, happened_at) in chunk {
-            let draft = (happened_at >= cutoff).then(|| Draft::new(event, kind, happened_at));
-            let status = if draft.is_some() { MailStatus::Pending } else { MailStatus::Historical };
-            let (subject, body) = draft.map(|draft| (draft.subject, draft.body)).unzip();
+            let pending = happened_at >= cutoff;
+            let status = if pending { MailStatus::Pending } else { MailStatus::Historical };
+            let (subject, body) =
+                pending.then(|| (mail::subject(kind, &event.order), mail::body(kind, &event.order))).unzip();
             query = query
                 .bind(&event.order.order_id)
                 .bind(kind.as_str())

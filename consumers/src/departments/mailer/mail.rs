@@ -71,20 +71,15 @@ pub struct Draft {
 /// Every mail the state in `order` implies, in the order a customer should read them: its kind
 /// and when what it tells happened. Derived from state, not from `event_type`: the runtime
 /// collapses a batch to each order's latest event.
-pub fn implied(order: &Order) -> impl Iterator<Item = (MailKind, i64)> + '_ {
+pub(super) fn implied(order: &Order) -> impl Iterator<Item = (MailKind, i64)> + '_ {
     MailKind::ALL.into_iter().filter_map(|kind| Some((kind, kind.happened_at(order)?)))
 }
 
 /// Every mail the state in `event` implies, rendered.
 pub fn drafts(event: &OrderEvent) -> Vec<Draft> {
-    implied(&event.order).map(|(kind, happened_at)| Draft::new(event, kind, happened_at)).collect()
-}
-
-impl Draft {
-    /// The mail of `kind` about the state in `event`, where what it tells happened at `happened_at`.
-    pub fn new(event: &OrderEvent, kind: MailKind, happened_at: i64) -> Draft {
-        let order = &event.order;
-        Draft {
+    let order = &event.order;
+    implied(order)
+        .map(|(kind, happened_at)| Draft {
             order_id: order.order_id.clone(),
             kind,
             sequence: event.sequence,
@@ -92,12 +87,12 @@ impl Draft {
             recipient: order.customer.email.clone(),
             subject: subject(kind, order),
             body: body(kind, order),
-        }
-    }
+        })
+        .collect()
 }
 
 /// The subject carries no personal data: the model and the order id only.
-fn subject(kind: MailKind, order: &Order) -> String {
+pub(super) fn subject(kind: MailKind, order: &Order) -> String {
     let what = match kind {
         MailKind::Confirmation => "Order confirmed",
         MailKind::Receipt => "Payment received",
@@ -106,7 +101,7 @@ fn subject(kind: MailKind, order: &Order) -> String {
     format!("{what}: your Edison {} (order {})", order.model, order.order_id)
 }
 
-fn body(kind: MailKind, order: &Order) -> String {
+pub(super) fn body(kind: MailKind, order: &Order) -> String {
     let mut text = format!("Dear {},\n\n", order.customer.name);
     let car = format!("Edison {} with {} battery pack(s)", order.model, order.batteries);
     // Lines stay short, so an ASCII body goes out as readable 7bit text.
