@@ -24,14 +24,15 @@ pub fn split(changes: &[Change]) -> (Vec<&edison_schemas::OrderEvent>, Vec<&str>
 /// Inserts or updates rows keyed by `order_id`, in as few statements as the bind limit allows.
 ///
 /// `columns` must include `order_id` and `sequence`. An existing row changes only if the new
-/// `sequence` is higher, which makes replays, duplicates and rebalances harmless.
+/// `sequence` is higher, which makes replays, duplicates and rebalances harmless. Returns how
+/// many rows were inserted or changed: 0 when the gate stopped every one.
 pub async fn upsert<R>(
     conn: &mut AnyConnection,
     table: &str,
     columns: &[&str],
     rows: &[R],
     bind: impl for<'q> Fn(Query<'q, Any, AnyArguments<'q>>, &'q R) -> Query<'q, Any, AnyArguments<'q>>,
-) -> Result<(), sqlx::Error> {
+) -> Result<u64, sqlx::Error> {
     debug_assert!(columns.contains(&"order_id") && columns.contains(&"sequence"));
     let updates: Vec<String> = columns
         .iter()
@@ -39,6 +40,7 @@ pub async fn upsert<R>(
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     let backend = Backend::of(conn);
+    let mut changed = 0;
     for chunk in statement_chunks(rows, columns.len()) {
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
         Placeholders::new(backend).push_rows(&mut sql, chunk.len(), columns.len());
@@ -50,9 +52,9 @@ pub async fn upsert<R>(
         for row in chunk {
             query = bind(query, row);
         }
-        query.execute(&mut *conn).await?;
+        changed += query.execute(&mut *conn).await?.rows_affected();
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// `rows` cut for multi-row statements of `binds_per_row` variables a row:

@@ -87,24 +87,33 @@ pub(super) async fn record(
 ) -> Result<(), sqlx::Error> {
     const COLUMNS: &str =
         "order_id, kind, sequence, happened_at, status, recipient, subject, body, created_at, recorded_in";
+    // Bound per mail; `created_at` and `recorded_in` are the same for the whole statement.
+    const PER_MAIL: usize = 8;
     let implied: Vec<(&OrderEvent, MailKind, i64)> = events
         .iter()
         .flat_map(|event| mail::implied(&event.order).map(move |(kind, at)| (*event, kind, at)))
         .collect();
-    for chunk in sql::statement_chunks(&implied, 10) {
+    for chunk in sql::statement_chunks(&implied, PER_MAIL) {
         // VALUES name their columns column1, column2, ... on both engines. The gate is a
         // scalar subquery, not a join: each row then probes mail_orders' primary key on both
         // engines, where PostgreSQL's generic plan for a join hashed the whole table per
         // statement. The WHERE also tells SQLite's parser that ON CONFLICT is the INSERT's.
-        let mut sql = format!("INSERT INTO mails ({COLUMNS}) SELECT * FROM (VALUES ");
         let mut placeholders = Placeholders::new(Backend::of(conn));
-        placeholders.push_rows(&mut sql, chunk.len(), 10);
+        let mut sql = format!("INSERT INTO mails ({COLUMNS}) SELECT ");
+        for column in 1..=PER_MAIL {
+            sql.push_str(&format!("column{column}, "));
+        }
+        placeholders.push(&mut sql);
+        sql.push_str(", ");
+        placeholders.push(&mut sql);
+        sql.push_str(" FROM (VALUES ");
+        placeholders.push_rows(&mut sql, chunk.len(), PER_MAIL);
         sql.push_str(
             ") AS mail WHERE (SELECT batch FROM mail_orders WHERE mail_orders.order_id = mail.column1) = ",
         );
         placeholders.push(&mut sql);
         sql.push_str(" ON CONFLICT (order_id, kind) DO NOTHING");
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(&sql).bind(now).bind(run);
         for &(event, kind, happened_at) in chunk {
             let pending = happened_at >= cutoff;
             let status = if pending { MailStatus::Pending } else { MailStatus::Historical };
@@ -118,9 +127,7 @@ pub(super) async fn record(
                 .bind(status.as_str())
                 .bind(&event.order.customer.email)
                 .bind(subject)
-                .bind(body)
-                .bind(now)
-                .bind(run);
+                .bind(body);
         }
         query.bind(batch).execute(&mut *conn).await?;
     }

@@ -30,7 +30,7 @@ pub(super) async fn apply(
         // only they record mail.
         let batch = batch_id();
         let columns = ["order_id", "status", "sequence", "updated_at", "batch"];
-        sql::upsert(conn, "mail_orders", &columns, &events, |query, event| {
+        let advanced = sql::upsert(conn, "mail_orders", &columns, &events, |query, event| {
             query
                 .bind(&event.order.order_id)
                 .bind(event.order.status.as_str())
@@ -39,7 +39,11 @@ pub(super) async fn apply(
                 .bind(batch)
         })
         .await?;
-        ledger::record(conn, &events, batch, cutoff, run, now).await?;
+        // A batch the gate stopped whole (a replay) has nothing to record: spare the ledger a
+        // lookup per mail.
+        if advanced > 0 {
+            ledger::record(conn, &events, batch, cutoff, run, now).await?;
+        }
     }
     if !tombstones.is_empty() {
         sql::delete_orders(conn, "mail_orders", &tombstones).await?;
