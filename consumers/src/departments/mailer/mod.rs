@@ -37,8 +37,8 @@
 //!   `mailer_settings`. A mail about something that happened before the cutoff (by `placed_at`,
 //!   `paid_at` or `cancelled_at`) is recorded as `historical`, with `sent_at` NULL, and never
 //!   sent; the run says how many it recorded. A historical mail is not rendered: it keeps its
-//!   recipient, but no subject or body, which only a mail that goes out needs. Later runs use the stored cutoff; an explicit
-//!   `--mail-since` overrides it for its run.
+//!   recipient, but no subject or body, which only a mail that goes out needs. Later runs use
+//!   the stored cutoff; an explicit `--mail-since` overrides it for its run.
 //!
 //! # Erasure (GDPR)
 //! An order is erased by its tombstone, or already by an event without the customer's email:
