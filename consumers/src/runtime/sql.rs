@@ -1,6 +1,6 @@
 //! Portable, batched SQL for projections: multi-row statements, sequence-gated upserts.
 
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection};
 
@@ -33,28 +33,79 @@ pub async fn upsert<R>(
     rows: &[R],
     bind: impl for<'q> Fn(Query<'q, Any, AnyArguments<'q>>, &'q R) -> Query<'q, Any, AnyArguments<'q>>,
 ) -> Result<u64, sqlx::Error> {
-    debug_assert!(columns.contains(&"order_id") && columns.contains(&"sequence"));
-    let updates: Vec<String> = columns
-        .iter()
-        .filter(|c| **c != "order_id")
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    let backend = Backend::of(conn);
+    let upsert = Upsert::new(table, columns, &[]);
     let mut changed = 0;
     for chunk in statement_chunks(rows, columns.len()) {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        Placeholders::new(backend).push_rows(&mut sql, chunk.len(), columns.len());
-        sql.push_str(&format!(
-            " ON CONFLICT (order_id) DO UPDATE SET {} WHERE excluded.sequence > {table}.sequence",
-            updates.join(", ")
-        ));
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            query = bind(query, row);
-        }
+        let sql = upsert.sql(Backend::of(conn), chunk.len(), "");
+        let query = chunk.iter().fold(sqlx::query(&sql), |query, row| bind(query, row));
         changed += query.execute(&mut *conn).await?.rows_affected();
     }
     Ok(changed)
+}
+
+/// [`upsert`], returning `returning` of each row it inserted or changed (none of the rows the
+/// gate stopped). An update sets each column to the new row's value, or to the expression
+/// `updates` gives for it, which may read the row as it was (`{table}.column`): so a row can
+/// say what this change added to it.
+pub async fn upsert_returning<R>(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+    updates: &[(&str, &str)],
+    returning: &str,
+    rows: &[R],
+    bind: impl for<'q> Fn(Query<'q, Any, AnyArguments<'q>>, &'q R) -> Query<'q, Any, AnyArguments<'q>>,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let upsert = Upsert::new(table, columns, updates);
+    let returning = format!(" RETURNING {returning}");
+    let mut changed = Vec::new();
+    for chunk in statement_chunks(rows, columns.len()) {
+        let sql = upsert.sql(Backend::of(conn), chunk.len(), &returning);
+        let query = chunk.iter().fold(sqlx::query(&sql), |query, row| bind(query, row));
+        changed.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(changed)
+}
+
+/// A sequence-gated upsert's text, but for its rows' placeholders.
+struct Upsert {
+    /// `INSERT INTO table (columns) VALUES `
+    insert: String,
+    /// How many columns a row binds.
+    columns: usize,
+    /// ` ON CONFLICT .. WHERE` the gate.
+    conflict: String,
+}
+
+impl Upsert {
+    fn new(table: &str, columns: &[&str], updates: &[(&str, &str)]) -> Upsert {
+        debug_assert!(columns.contains(&"order_id") && columns.contains(&"sequence"));
+        let set: Vec<String> = columns
+            .iter()
+            .filter(|c| **c != "order_id")
+            .map(|c| match updates.iter().find(|(column, _)| column == c) {
+                Some((_, value)) => format!("{c} = {value}"),
+                None => format!("{c} = excluded.{c}"),
+            })
+            .collect();
+        Upsert {
+            insert: format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")),
+            columns: columns.len(),
+            conflict: format!(
+                " ON CONFLICT (order_id) DO UPDATE SET {} WHERE excluded.sequence > {table}.sequence",
+                set.join(", ")
+            ),
+        }
+    }
+
+    /// The statement for `rows` rows, with `tail` (a `RETURNING` clause, or nothing) at the end.
+    fn sql(&self, backend: Backend, rows: usize, tail: &str) -> String {
+        let mut sql = self.insert.clone();
+        Placeholders::new(backend).push_rows(&mut sql, rows, self.columns);
+        sql.push_str(&self.conflict);
+        sql.push_str(tail);
+        sql
+    }
 }
 
 /// `rows` cut for multi-row statements of `binds_per_row` variables a row:

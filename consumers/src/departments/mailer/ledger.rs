@@ -67,20 +67,16 @@ pub(super) async fn cutoff_in_force(
     }
 }
 
-/// Records, as recorded in `run`, every mail the state in `events` implies, unless already
-/// there: pending if it tells of something at or after `cutoff`, historical otherwise.
-///
-/// The sequence gate: an event's mails are recorded only if the upsert before this advanced its
-/// order, which marked the order's `mail_orders` row with `batch`. Checked in the statement
-/// itself: reading the stored sequences back first cost a result row per order.
+/// Records `mails` (each the event whose state implies it, its kind, and when what it tells
+/// happened) as recorded in `run`, unless already there: pending if it tells of something at or
+/// after `cutoff`, historical otherwise.
 ///
 /// Only a pending mail is rendered: a historical one is never sent, so it keeps its recipient
 /// (to whom it would have gone) but no subject or body, and a rebuild over years of history
 /// writes a few dozen bytes a mail, not a rendered message.
 pub(super) async fn record(
     conn: &mut AnyConnection,
-    events: &[&OrderEvent],
-    batch: i64,
+    mails: &[(&OrderEvent, MailKind, i64)],
     cutoff: i64,
     run: &str,
     now: i64,
@@ -89,15 +85,9 @@ pub(super) async fn record(
         "order_id, kind, sequence, happened_at, status, recipient, subject, body, created_at, recorded_in";
     // Bound per mail; `created_at` and `recorded_in` are the same for the whole statement.
     const PER_MAIL: usize = 8;
-    let implied: Vec<(&OrderEvent, MailKind, i64)> = events
-        .iter()
-        .flat_map(|event| mail::implied(&event.order).map(move |(kind, at)| (*event, kind, at)))
-        .collect();
-    for chunk in sql::statement_chunks(&implied, PER_MAIL) {
-        // VALUES name their columns column1, column2, ... on both engines. The gate is a
-        // scalar subquery, not a join: each row then probes mail_orders' primary key on both
-        // engines, where PostgreSQL's generic plan for a join hashed the whole table per
-        // statement. The WHERE also tells SQLite's parser that ON CONFLICT is the INSERT's.
+    for chunk in sql::statement_chunks(mails, PER_MAIL) {
+        // VALUES name their columns column1, column2, ... on both engines. The WHERE tells
+        // SQLite's parser that ON CONFLICT is the INSERT's.
         let mut placeholders = Placeholders::new(Backend::of(conn));
         let mut sql = format!("INSERT INTO mails ({COLUMNS}) SELECT ");
         for column in 1..=PER_MAIL {
@@ -108,11 +98,7 @@ pub(super) async fn record(
         placeholders.push(&mut sql);
         sql.push_str(" FROM (VALUES ");
         placeholders.push_rows(&mut sql, chunk.len(), PER_MAIL);
-        sql.push_str(
-            ") AS mail WHERE (SELECT batch FROM mail_orders WHERE mail_orders.order_id = mail.column1) = ",
-        );
-        placeholders.push(&mut sql);
-        sql.push_str(" ON CONFLICT (order_id, kind) DO NOTHING");
+        sql.push_str(") AS mail WHERE true ON CONFLICT (order_id, kind) DO NOTHING");
         let mut query = sqlx::query(&sql).bind(now).bind(run);
         for &(event, kind, happened_at) in chunk {
             let pending = happened_at >= cutoff;
@@ -129,7 +115,7 @@ pub(super) async fn record(
                 .bind(subject)
                 .bind(body);
         }
-        query.bind(batch).execute(&mut *conn).await?;
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -48,6 +48,13 @@ impl MailKind {
     }
 }
 
+impl MailKind {
+    /// Its bit in a set of kinds (`mail_orders.mails`).
+    pub(super) fn bit(self) -> i64 {
+        1 << self as u8
+    }
+}
+
 impl std::fmt::Display for MailKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -8,7 +8,8 @@
 //! records every mail the state implies in the `mails` ledger, inside the runtime's transaction,
 //! with `INSERT .. ON CONFLICT (order_id, kind) DO NOTHING`: a replay, a duplicate, a second
 //! consumer group or a rebuild finds the mail already there and records nothing. Only events that
-//! advance an order past its `mail_orders.sequence` decide anything (the sequence gate).
+//! advance an order past its `mail_orders.sequence` decide anything (the sequence gate), and
+//! only about the mail their order's stored state did not imply yet (`mail_orders.mails`).
 //!
 //! [`Mailer::after_commit`] then sends every `pending` mail, oldest first, not just this batch's,
 //! so what an earlier batch or run left pending gets another attempt. Each mail is claimed with a

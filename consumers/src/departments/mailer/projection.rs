@@ -1,10 +1,14 @@
 //! Applying a batch: the sequence gate, the mail each order's new state implies, and erasure.
 
-use sqlx::AnyConnection;
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, Row};
 
 use edison_common::time::now_ms;
+use edison_schemas::OrderEvent;
 
 use super::ledger;
+use super::mail::{self, MailKind};
 use crate::runtime::{sql, Change};
 
 /// Records in the `mails` ledger what `changes` imply, as recorded in `run`, by the cutoff
@@ -26,24 +30,31 @@ pub(super) async fn apply(
     ledger::mark_erased(conn, &erased, now).await?;
     if !events.is_empty() {
         let cutoff = ledger::cutoff_in_force(conn, mail_since, started_at, now).await?;
-        // The sequence gate: the upsert marks the orders it advances with this batch's id, and
-        // only they record mail.
-        let batch = batch_id();
-        let columns = ["order_id", "status", "sequence", "updated_at", "batch"];
-        let advanced = sql::upsert(conn, "mail_orders", &columns, &events, |query, event| {
-            query
-                .bind(&event.order.order_id)
-                .bind(event.order.status.as_str())
-                .bind(event.sequence)
-                .bind(event.occurred_at)
-                .bind(batch)
+        // The sequence gate: only an event that advances its order records mail, and only the
+        // mail its state implies that the stored state did not (a later state implies every
+        // mail an earlier one did): the upsert returns those kinds of each order it advanced.
+        let columns = ["order_id", "status", "sequence", "updated_at", "mails", "new_mails"];
+        let updates = [("new_mails", "excluded.mails & ~mail_orders.mails")];
+        let returning = "order_id, new_mails";
+        let advanced = sql::upsert_returning(conn, "mail_orders", &columns, &updates, returning, &events, |query, event| {
+            let mails = mail::implied(&event.order).fold(0, |mails, (kind, _)| mails | kind.bit());
+            let query = query.bind(&event.order.order_id).bind(event.order.status.as_str());
+            query.bind(event.sequence).bind(event.occurred_at).bind(mails).bind(mails)
         })
         .await?;
-        // A batch the gate stopped whole (a replay) has nothing to record: spare the ledger a
-        // lookup per mail.
-        if advanced > 0 {
-            ledger::record(conn, &events, batch, cutoff, run, now).await?;
+        let mut new_mails = HashMap::with_capacity(advanced.len());
+        for row in &advanced {
+            new_mails.insert(row.try_get::<String, _>("order_id")?, row.try_get::<i64, _>("new_mails")?);
         }
+        let mails: Vec<(&OrderEvent, MailKind, i64)> = events
+            .iter()
+            .filter_map(|event| Some((*event, *new_mails.get(&event.order.order_id)?)))
+            .flat_map(|(event, new)| {
+                let implied = mail::implied(&event.order).filter(move |(kind, _)| new & kind.bit() != 0);
+                implied.map(move |(kind, at)| (event, kind, at))
+            })
+            .collect();
+        ledger::record(conn, &mails, cutoff, run, now).await?;
     }
     if !tombstones.is_empty() {
         sql::delete_orders(conn, "mail_orders", &tombstones).await?;
@@ -51,11 +62,4 @@ pub(super) async fn apply(
     // Every order of the batch: one erased now, or earlier (a replay records its mail afresh).
     let orders: Vec<&str> = changes.iter().map(Change::order_id).collect();
     ledger::scrub_erased(conn, &orders, now).await
-}
-
-/// An id for a batch: 62 random bits (those of a UUIDv7), so two batches, of one process or of
-/// two, never share one in practice.
-fn batch_id() -> i64 {
-    let (_, random) = uuid::Uuid::now_v7().as_u64_pair();
-    random as i64
 }
