@@ -72,7 +72,7 @@ impl Projection for Assembly {
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
         let (events, erased) = sql::split(changes);
         let rows: Vec<QueueEntry> = events.into_iter().map(QueueEntry::from_event).collect();
-        sql::upsert(conn, "build_queue", &COLUMNS, &rows, |query, row| {
+        sql::upsert(conn, "build_queue", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.model)

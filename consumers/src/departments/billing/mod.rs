@@ -115,7 +115,7 @@ impl Projection for Billing {
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
         let (events, erased) = sql::split(changes);
         let rows: Vec<Invoice> = events.into_iter().filter_map(Invoice::from_event).collect();
-        sql::upsert(conn, "invoices", &COLUMNS, &rows, |query, row| {
+        sql::upsert(conn, "invoices", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.currency)

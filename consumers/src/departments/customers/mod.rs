@@ -168,7 +168,7 @@ impl Projection for Customers {
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
         let (events, erased) = sql::split(changes);
         let rows: Vec<Contribution> = events.into_iter().map(Contribution::from_event).collect();
-        sql::upsert(conn, "customer_orders", &COLUMNS, &rows, |query, row| {
+        sql::upsert(conn, "customer_orders", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.customer_id)

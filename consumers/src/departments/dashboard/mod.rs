@@ -131,7 +131,7 @@ impl Projection for Dashboard {
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
         let (events, erased) = sql::split(changes);
         let rows: Vec<Sale> = events.into_iter().map(Sale::from_event).collect();
-        sql::upsert(conn, "sales", &COLUMNS, &rows, |query, row| {
+        sql::upsert(conn, "sales", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.model)

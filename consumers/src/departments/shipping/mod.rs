@@ -85,7 +85,7 @@ impl Projection for Shipping {
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
         let (events, erased) = sql::split(changes);
         let rows: Vec<Shipment> = events.into_iter().map(Shipment::from_event).collect();
-        sql::upsert(conn, "shipments", &COLUMNS, &rows, |query, row| {
+        sql::upsert(conn, "shipments", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.customer_name)

@@ -57,7 +57,7 @@ impl Projection for Warehouse {
         let (events, erased) = sql::split(changes);
         let rows: Vec<Reservation> = events.into_iter().map(Reservation::from_event).collect();
         let columns = ["order_id", "model", "status", "batteries", "batteries_reserved", "sequence", "updated_at"];
-        sql::upsert(conn, "reservations", &columns, &rows, |query, row| {
+        sql::upsert(conn, "reservations", &columns, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.model)
