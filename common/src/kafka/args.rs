@@ -94,7 +94,14 @@ impl KafkaArgs {
         // are, and librdkafka lets producers auto-create by default).
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
-            .set("allow.auto.create.topics", "false");
+            .set("allow.auto.create.topics", "false")
+            // A new client's first requests often go out on the bootstrap connection beside one
+            // of librdkafka's own; the answer to that one retires the connection, and they are
+            // sent again on a connection to the broker by its id, which librdkafka opens only
+            // half of this after the last one (100 ms by default): 50 ms at most look-ups and
+            // before a consumer can join its group. A broker that is down is still retried with
+            // a backoff that doubles from here up to `reconnect.backoff.max.ms`.
+            .set("reconnect.backoff.ms", "20");
         config
     }
 

@@ -22,6 +22,7 @@ const SHOWN: &[&str] = &[
     "acks",
     "compression.type",
     "linger.ms",
+    "reconnect.backoff.ms",
     "message.timeout.ms",
     "enable.auto.commit",
     "auto.commit.interval.ms",
@@ -36,6 +37,13 @@ const SHOWN: &[&str] = &[
 const SECRET_WORDS: &[&str] = &["password", "secret", "token", "key"];
 
 const HIDDEN: &str = "***";
+
+/// Drops an admin client or a group consumer on the runtime's blocking pool, once its work is
+/// done: rust-rdkafka's drop of either waits out a poll of up to 100 ms, which no caller needs to
+/// wait for. The runtime still waits for it before it shuts down.
+pub(super) fn drop_in_background<T: Send + 'static>(client: T) {
+    drop(tokio::task::spawn_blocking(move || drop(client)));
+}
 
 /// `config.create()`, with secrets hidden from the error.
 pub fn create<T: FromClientConfig>(config: &ClientConfig) -> KafkaResult<T> {

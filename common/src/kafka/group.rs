@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::client::create;
+use super::client::{create, drop_in_background};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -175,7 +175,9 @@ pub fn commit_offsets(
 pub async fn delete_group(config: &ClientConfig, group: &str) -> KafkaResult<()> {
     let admin: AdminClient<DefaultClientContext> = create(config)?;
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
-    for result in admin.delete_groups(&[group], &options).await? {
+    let deleted = admin.delete_groups(&[group], &options).await;
+    drop_in_background(admin);
+    for result in deleted? {
         result.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
     }
     Ok(())

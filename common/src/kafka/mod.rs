@@ -18,6 +18,6 @@ pub use registry::{
     publish_registry, read_registry, registry_topic, schema_key, Contract, Registry, CONTRACT_KEY,
 };
 pub use topic::{
-    await_orders_topic, ensure_topic, record_contract, topic_configs, TopicError, TopicSpec,
+    await_orders_topic, await_topic, check_contract, ensure_topic, record_contract, topic_configs, TopicError, TopicSpec,
     TopicStatus,
 };

@@ -19,7 +19,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::client::create;
+use super::client::{create, drop_in_background};
 use super::group::watermarks;
 use super::topic::{ensure_topic, TopicError, TopicSpec};
 
@@ -131,9 +131,15 @@ fn read_blocking(mut config: ClientConfig, registry: &str) -> Result<Registry, T
         // the end of the partition: 500 ms by default, at every start of every binary.
         .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = create(&config)?;
+    let read = read_with(&consumer, registry);
+    drop_in_background(consumer);
+    read
+}
+
+fn read_with(consumer: &BaseConsumer, registry: &str) -> Result<Registry, TopicError> {
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();
-    for mark in watermarks(&consumer, registry)?
+    for mark in watermarks(consumer, registry)?
         .into_iter()
         .filter(|w| w.high > w.low)
     {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::args::KafkaArgs;
-use super::client::create;
+use super::client::{create, drop_in_background};
 use super::registry::{publish_registry, read_registry, Contract};
 
 /// How often a department waiting for the orders topic asks whether it exists.
@@ -167,6 +167,15 @@ pub async fn ensure_topic(
     spec: &TopicSpec,
 ) -> Result<TopicStatus, TopicError> {
     let admin: AdminClient<DefaultClientContext> = create(config)?;
+    let ensured = ensure_topic_with(&admin, spec).await;
+    drop_in_background(admin);
+    ensured
+}
+
+async fn ensure_topic_with(
+    admin: &AdminClient<DefaultClientContext>,
+    spec: &TopicSpec,
+) -> Result<TopicStatus, TopicError> {
     let options = admin_options();
     let mut new_topic = NewTopic::new(
         &spec.name,
@@ -183,7 +192,7 @@ pub async fn ensure_topic(
         None => return Err(TopicError::NoConfig(spec.name.clone())),
     };
     if status == TopicStatus::Existed {
-        let actual = topic_configs_with(&admin, &spec.name).await?;
+        let actual = topic_configs_with(admin, &spec.name).await?;
         for &(key, expected) in &spec.required {
             let value = actual.get(key).cloned().unwrap_or_default();
             if value != expected {
@@ -205,7 +214,9 @@ pub async fn topic_configs(
     topic: &str,
 ) -> Result<HashMap<String, String>, TopicError> {
     let admin: AdminClient<DefaultClientContext> = create(config)?;
-    topic_configs_with(&admin, topic).await
+    let configs = topic_configs_with(&admin, topic).await;
+    drop_in_background(admin);
+    configs
 }
 
 async fn topic_configs_with(
@@ -243,6 +254,18 @@ pub async fn await_orders_topic(
     topic: &str,
     wait: Option<&CancellationToken>,
 ) -> Result<i32, TopicError> {
+    let shape = await_topic(config, topic, wait).await?;
+    check_contract(config, topic, &shape).await?;
+    Ok(shape.partitions)
+}
+
+/// The first half of [`await_orders_topic`]: waits (or not) until the topic exists, and returns
+/// its shape, for [`check_contract`].
+pub async fn await_topic(
+    config: &ClientConfig,
+    topic: &str,
+    wait: Option<&CancellationToken>,
+) -> Result<Contract, TopicError> {
     let client = Arc::new(create(config)?);
     let mut waited = false;
     let shape = loop {
@@ -267,8 +290,7 @@ pub async fn await_orders_topic(
     if waited {
         info!(topic, partitions = shape.partitions, "the topic exists now");
     }
-    recorded_contract(config, topic, &shape).await?;
-    Ok(shape.partitions)
+    Ok(shape)
 }
 
 /// For Sales, once it created the topic or found it, before it publishes: records the topic's
@@ -298,10 +320,10 @@ pub async fn record_contract(kafka: &KafkaArgs, schemas: &[(u64, &str)]) -> Resu
     Ok(shape)
 }
 
-/// The contract recorded in the registry, if any; `ShapeChanged` if the topic's partition count
-/// differs from it.
-async fn recorded_contract(config: &ClientConfig, topic: &str, shape: &Contract) -> Result<Option<Contract>, TopicError> {
-    checked(read_registry(config, topic).await?.contract, topic, shape)
+/// The second half of [`await_orders_topic`]: `ShapeChanged` if the topic's `shape` (from
+/// [`await_topic`]) differs from the contract recorded in its registry.
+pub async fn check_contract(config: &ClientConfig, topic: &str, shape: &Contract) -> Result<(), TopicError> {
+    checked(read_registry(config, topic).await?.contract, topic, shape).map(drop)
 }
 
 /// `recorded`, unless the topic's partition count differs from it.

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use edison_common::db::{is_transient, Database};
-use edison_common::kafka::{ensure_topic, offsets_of, read_log_end_offsets, read_registry, registry_topic, total_lag, KafkaArgs, TopicError, TopicSpec};
+use edison_common::kafka::{await_topic, check_contract, ensure_topic, offsets_of, read_log_end_offsets, read_registry, registry_topic, total_lag, KafkaArgs, TopicError, TopicSpec};
 use edison_schemas::{Codec, DecodeError, SchemaError};
 
 use super::batch::{Change, Collapsed};
@@ -129,22 +130,37 @@ pub async fn run<P: Projection>(
     shutdown: CancellationToken,
 ) -> Result<RunStats, RuntimeError> {
     let admin_config = kafka.client_config();
-    edison_common::kafka::await_orders_topic(&admin_config, &kafka.topic, (options.stop == Stop::Never).then_some(&shutdown)).await?;
-    ensure_topic(&admin_config, &TopicSpec::dead_letter(&options.dead_letter_topic)).await?;
-
+    // Made first, so that it finds the group's coordinator meanwhile; subscribed once the topic
+    // exists, before the rest of the start-up, so that the group join overlaps that.
+    let consumer_config = kafka.consumer_config(&options.group_id);
     let consumer: Arc<StreamConsumer<RuntimeContext>> =
-        Arc::new(edison_common::kafka::create_with_context(&kafka.consumer_config(&options.group_id), RuntimeContext)?);
+        Arc::new(edison_common::kafka::create_with_context(&consumer_config, RuntimeContext::new(&consumer_config))?);
+    let shape = await_topic(&admin_config, &kafka.topic, (options.stop == Stop::Never).then_some(&shutdown)).await?;
     consumer.subscribe(&[&kafka.topic])?;
     let producer: FutureProducer = edison_common::kafka::create(&kafka.producer_config())?;
-    checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
+    let dead_letter_topic = TopicSpec::dead_letter(&options.dead_letter_topic);
     // A progress bar while far behind, on a terminal only (no broker calls otherwise).
-    let progress = if LagBar::wanted() {
-        lag_at_start(&admin_config, &consumer, &kafka.topic).await.map_or_else(LagBar::hidden, LagBar::behind)
-    } else {
-        LagBar::hidden()
+    let progress = async {
+        if LagBar::wanted() {
+            lag_at_start(&admin_config, &consumer, &kafka.topic).await.map_or_else(LagBar::hidden, LagBar::behind)
+        } else {
+            LagBar::hidden()
+        }
     };
-    let mut catch_up = catch_up(&options.stop, &admin_config, &kafka.topic).await?;
-    let applied_before = applied_before(&db.pool, &admin_config, &kafka.topic).await?;
+    // The rest of the start-up, side by side; no record is taken before all of it is done.
+    let start = async {
+        let (contract, dead_letters, positions, progress) = tokio::join!(
+            check_contract(&admin_config, &kafka.topic, &shape),
+            ensure_topic(&admin_config, &dead_letter_topic),
+            positions(db, &admin_config, &kafka.topic, &options.stop),
+            progress,
+        );
+        contract?;
+        dead_letters?;
+        positions.map(|positions| (positions, progress))
+    };
+    let (ready, first) = polling(start, &consumer).await;
+    let ((mut catch_up, applied_before), progress) = ready?;
     let filter = Filter::new(options, applied_before);
     let sink = Sink { projection, db, producer, topic: &kafka.topic, options };
     let mut worker = Worker {
@@ -167,6 +183,11 @@ pub async fn run<P: Projection>(
     let mut in_flight: Option<Flight<'_>> = None;
     // A record this run cannot read ends it, once the records before it are applied.
     let mut unreadable: Option<RuntimeError> = None;
+    if let Some(received) = first {
+        if let Err(error) = worker.take(&mut pending, &filter, &consumer, received).await {
+            unreadable = Some(error);
+        }
+    }
     let mut side_effects_tried = Instant::now();
     let mut idle = Duration::ZERO;
     let idle_check = if catch_up.is_some() { CATCH_UP_IDLE_CHECK } else { IDLE_CHECK };
@@ -257,7 +278,14 @@ pub async fn run<P: Projection>(
         worker.side_effects(&shutdown).await;
     }
     commit_stored(consumer.as_ref());
-    let mut stats = worker.stats;
+    // Closing the consumer (which leaves the group) and dropping the producer each wait out a
+    // poll of up to 100 ms in rust-rdkafka: side by side, and beside the last database work.
+    let Worker { sink: Sink { producer, .. }, mut stats, .. } = worker;
+    let producers = (producer, sink.producer);
+    let closing = [
+        tokio::task::spawn_blocking(move || drop(consumer)),
+        tokio::task::spawn_blocking(move || drop(producers)),
+    ];
     stats.busy = started.elapsed().saturating_sub(idle);
     // The planner's measurement: how fast this projection replays. Only runs that stop once
     // caught up measure it; a live run's trickle of tiny batches would understate it.
@@ -267,7 +295,11 @@ pub async fn run<P: Projection>(
             warn!(%error, "cannot record this run's apply rate");
         }
     }
-    stats.summary = projection.summarize_run(&db.pool).await.map_err(RuntimeError::Apply)?;
+    let summary = projection.summarize_run(&db.pool).await;
+    for closed in closing {
+        closed.await.expect("dropping a Kafka client panicked");
+    }
+    stats.summary = summary.map_err(RuntimeError::Apply)?;
     info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
     Ok(stats)
 }
@@ -275,6 +307,20 @@ pub async fn run<P: Projection>(
 /// A batch being applied: its transaction, then its dead letters. `None` if shutdown interrupted
 /// a retry.
 type Flight<'a> = Pin<Box<dyn Future<Output = Result<Option<Batch>, RuntimeError>> + Send + 'a>>;
+
+/// Runs `start` while polling `consumer`, so that the group's assignment is taken, and its
+/// partitions fetched, meanwhile. Polling stops at the first record (or error) delivered, which is
+/// returned for the loop to take.
+async fn polling<'c, T>(
+    start: impl Future<Output = T>,
+    consumer: &'c StreamConsumer<RuntimeContext>,
+) -> (T, Option<KafkaResult<BorrowedMessage<'c>>>) {
+    tokio::pin!(start);
+    tokio::select! {
+        started = &mut start => (started, None),
+        received = consumer.recv() => (start.await, Some(received)),
+    }
+}
 
 /// Takes every record librdkafka already holds, without waiting, up to a full batch.
 async fn receive_ready<P: Projection>(
@@ -689,55 +735,125 @@ fn commit_stored<C: ConsumerContext>(consumer: &impl Consumer<C>) {
     }
 }
 
-/// Logs rebalances and commits stored offsets before partitions are revoked, so the next owner
-/// starts where this one stopped.
-struct RuntimeContext;
+/// Logs rebalances, commits stored offsets before partitions are revoked (so the next owner
+/// starts where this one stopped), and says where each assigned partition starts.
+struct RuntimeContext {
+    /// Whether a partition the group never committed starts at its log start
+    /// (`auto.offset.reset=earliest`, unless `-X` says otherwise).
+    from_log_start: bool,
+}
+
+impl RuntimeContext {
+    fn new(config: &ClientConfig) -> RuntimeContext {
+        let from_log_start = matches!(config.get("auto.offset.reset"), Some("earliest" | "smallest" | "beginning"));
+        RuntimeContext { from_log_start }
+    }
+
+    /// Where each assigned partition starts: its committed offset, or its log start if the group
+    /// never committed it. librdkafka finds both itself, but it waits 100 ms before it asks for
+    /// the log start of a partition without a commit, and it then starts fetching as each answer
+    /// comes, so its first fetch holds one partition and, if that one is empty, waits
+    /// `fetch.wait.max.ms` on it. If a look-up fails, the assignment is left to librdkafka.
+    fn start_offsets(&self, consumer: &BaseConsumer<Self>, assigned: &TopicPartitionList) -> TopicPartitionList {
+        // An empty list would ask for every committed offset of the group.
+        if assigned.count() == 0 {
+            return assigned.clone();
+        }
+        let look_up = || -> KafkaResult<TopicPartitionList> {
+            let mut start = consumer.committed_offsets(assigned.clone(), BROKER_TIMEOUT)?;
+            let mut log_starts = TopicPartitionList::new();
+            for partition in start.elements() {
+                partition.error()?;
+                if partition.offset() == Offset::Invalid && self.from_log_start {
+                    // ListOffsets' timestamp -2 asks for the log start.
+                    log_starts.add_partition_offset(partition.topic(), partition.partition(), Offset::Beginning)?;
+                }
+            }
+            if log_starts.count() > 0 {
+                for partition in consumer.offsets_for_times(log_starts, BROKER_TIMEOUT)?.elements() {
+                    partition.error()?;
+                    // Anything but an offset stays with librdkafka.
+                    if let Offset::Offset(offset) = partition.offset() {
+                        start.set_partition_offset(partition.topic(), partition.partition(), Offset::Offset(offset))?;
+                    }
+                }
+            }
+            Ok(start)
+        };
+        look_up().unwrap_or_else(|error| {
+            debug!(%error, "cannot look up where the assigned partitions start; librdkafka does");
+            assigned.clone()
+        })
+    }
+}
 
 impl ClientContext for RuntimeContext {}
 
 impl ConsumerContext for RuntimeContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            info!(partitions = partitions.count(), "partitions revoked; committing");
-            commit_stored(consumer);
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            let ids: Vec<i32> = partitions.elements().iter().map(|p| p.partition()).collect();
-            info!(?ids, "partitions assigned");
+    /// rust-rdkafka's own, but an assignment starts where [`RuntimeContext::start_offsets`] says.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, partitions: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let start = self.start_offsets(consumer, partitions);
+                let done = if cooperative { consumer.incremental_assign(&start) } else { consumer.assign(&start) };
+                let ids: Vec<i32> = start.elements().iter().map(|p| p.partition()).collect();
+                info!(?ids, "partitions assigned");
+                done
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = partitions.count(), "partitions revoked; committing");
+                commit_stored(consumer);
+                if cooperative { consumer.incremental_unassign(partitions) } else { consumer.unassign() }
+            }
+            err => {
+                warn!(error = %RDKafkaErrorCode::from(err), "rebalancing failed; unassigning");
+                if cooperative { consumer.incremental_unassign(partitions) } else { consumer.unassign() }
+            }
+        };
+        if let Err(error) = done {
+            warn!(%error, "cannot apply the rebalance");
         }
     }
 }
 
-/// What a run that stops by itself has still to apply; `None` for a run that never does.
-async fn catch_up(stop: &Stop, config: &ClientConfig, topic: &str) -> Result<Option<CatchUp>, KafkaError> {
-    let targets = match stop {
-        Stop::Never => return Ok(None),
-        Stop::CaughtUp => watermarks(config, topic).await?,
-        Stop::AtOffsets(offsets) => watermarks(config, topic)
-            .await?
-            .into_iter()
-            .map(|(partition, low, _)| (partition, low, offsets.get(&partition).copied().unwrap_or(low)))
-            .collect(),
-    };
-    Ok(Some(CatchUp::new(targets)))
+/// Where a run starts and stops: what it has still to apply, if it stops by itself, and the
+/// database's checkpoints ([`applied_before`]).
+async fn positions(
+    db: &Database,
+    config: &ClientConfig,
+    topic: &str,
+    stop: &Stop,
+) -> Result<(Option<CatchUp>, HashMap<i32, i64>), RuntimeError> {
+    checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
+    let checkpoints = checkpoint::read(&db.pool, topic).await.map_err(RuntimeError::Apply)?;
+    // One look-up of the watermarks serves both, and none is made if neither needs it.
+    let marks = if *stop == Stop::Never && checkpoints.is_empty() { Vec::new() } else { watermarks(config, topic).await? };
+    Ok((catch_up(stop, &marks), applied_before(checkpoints, &marks)))
 }
 
-/// Partition → the database's checkpoint for `topic`: where an earlier run got to, in the same
+/// What a run that stops by itself has still to apply, from the watermarks at start; `None` for
+/// a run that never does.
+fn catch_up(stop: &Stop, marks: &[(i32, i64, i64)]) -> Option<CatchUp> {
+    match stop {
+        Stop::Never => None,
+        Stop::CaughtUp => Some(CatchUp::new(marks.iter().copied())),
+        Stop::AtOffsets(offsets) => Some(CatchUp::new(
+            marks.iter().map(|&(partition, low, _)| (partition, low, offsets.get(&partition).copied().unwrap_or(low))),
+        )),
+    }
+}
+
+/// Partition → the database's checkpoint: where an earlier run got to, in the same
 /// transactions as the projection. A new group, offsets Kafka expired, or a crash between a
 /// commit and the offset commit replay what lies before it; those records are stepped over
 /// undecoded (as kafka-delta-ingest does), where the sequence gate would only make them no-ops
 /// at the cost of decoding and a statement each. `reset-offsets` moves the checkpoint back with
 /// the group, so a reset still applies events again. A checkpoint past the partition's log end
-/// belongs to an earlier topic of the same name, and is not trusted.
-async fn applied_before(pool: &sqlx::AnyPool, config: &ClientConfig, topic: &str) -> Result<HashMap<i32, i64>, RuntimeError> {
-    let checkpoints = checkpoint::read(pool, topic).await.map_err(RuntimeError::Apply)?;
-    if checkpoints.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let ends: HashMap<i32, i64> = watermarks(config, topic).await?.into_iter().map(|(p, _, high)| (p, high)).collect();
+/// (in `marks`, the watermarks at start) belongs to an earlier topic of the same name, and is not
+/// trusted.
+fn applied_before(checkpoints: Vec<checkpoint::Checkpoint>, marks: &[(i32, i64, i64)]) -> HashMap<i32, i64> {
+    let ends: HashMap<i32, i64> = marks.iter().map(|&(partition, _, high)| (partition, high)).collect();
     let mut applied = HashMap::new();
     for checkpoint in checkpoints {
         match ends.get(&checkpoint.partition) {
@@ -752,7 +868,7 @@ async fn applied_before(pool: &sqlx::AnyPool, config: &ClientConfig, topic: &str
             ),
         }
     }
-    Ok(applied)
+    applied
 }
 
 /// (partition, low, high) for every partition of `topic`.
