@@ -46,9 +46,7 @@ impl MailKind {
             MailKind::Cancellation => order.cancelled_at,
         }
     }
-}
 
-impl MailKind {
     /// Its bit in a set of kinds (`mail_orders.mails`).
     pub(super) fn bit(self) -> i64 {
         1 << self as u8
