@@ -50,6 +50,27 @@ pub struct Database {
     pub display_url: String,
 }
 
+impl Database {
+    /// Refreshes PostgreSQL's planner statistics of every table in the schema in use, after a
+    /// bulk load. Autovacuum analyzes a table only a minute or more after it grew, and until
+    /// then queries are planned for the table as it was: a replay right after a rebuild, whose
+    /// ledger updates then scanned the whole `mails` table, ran 3x slower. SQLite: nothing.
+    pub async fn analyze(&self) -> Result<(), sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = current_schema()",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if !tables.is_empty() {
+            sqlx::query(&format!("ANALYZE {}", tables.join(", "))).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+}
+
 /// The default store of a service: `data/NAME.db` under the working directory.
 pub fn default_url(name: &str) -> String {
     format!("sqlite://data/{name}.db")

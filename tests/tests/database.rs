@@ -133,3 +133,24 @@ async fn a_database_outage_mid_run_is_retried_and_offsets_hold_still() {
     let got = warehouse::reservations(&connect(&Warehouse, &store).await.pool).await.unwrap();
     assert_eq!(got, want);
 }
+
+/// A run that stops once caught up after a bulk load leaves PostgreSQL's planner statistics of
+/// its tables fresh, for the reports and replays that follow: autovacuum would take a minute or
+/// more, and only it sets `last_autoanalyze`, so `last_analyze` is the run's doing.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_catch_up_run_over_a_bulk_load_refreshes_the_planner_statistics() {
+    let topic = orders_topic(3).await;
+    produce_events(&topic, &lifecycles(6000)).await;
+    let store = Store::new(Backend::Postgres);
+    let stats = run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
+    assert!(stats.consumed >= 10_000, "a bulk load: {} records", stats.consumed);
+    let db = connect(&Warehouse, &store).await;
+    let analyzed: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND last_analyze IS NOT NULL ORDER BY relname",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(analyzed.contains(&"reservations".to_owned()), "analyzed: {analyzed:?}");
+}

@@ -37,6 +37,9 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 const CATCH_UP_IDLE_CHECK: Duration = Duration::from_millis(50);
 /// How often an idle consumer retries side effects left pending (e.g. while SMTP was down).
 const SIDE_EFFECTS_RETRY: Duration = Duration::from_secs(30);
+/// How many records a run that stops once caught up must have decoded to refresh the database's
+/// planner statistics at its end.
+const ANALYZE_AFTER: u64 = 10_000;
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
@@ -293,6 +296,13 @@ pub async fn run<P: Projection>(
         let decoded = stats.consumed - stats.already_applied;
         if let Err(error) = planner::record_rate(&db.pool, &kafka.topic, decoded, stats.busy).await {
             warn!(%error, "cannot record this run's apply rate");
+        }
+        // A rebuild or backfill: what follows (reports, the next replay) is planned on what the
+        // database holds now.
+        if decoded >= ANALYZE_AFTER {
+            if let Err(error) = db.analyze().await {
+                warn!(%error, "cannot refresh the database's planner statistics");
+            }
         }
     }
     let summary = projection.summarize_run(&db.pool).await;
