@@ -28,6 +28,14 @@ pub mod rebuild;
 pub mod runtime;
 pub mod web;
 
+/// jemalloc, not glibc's malloc: a replay allocates and frees a dozen strings per decoded event,
+/// across the poll loop and the database's worker thread. Measured on warehouse into SQLite
+/// (release, interleaved runs): re-applying 430k events 1.54–1.61 → 1.31–1.32 s, and peak RSS
+/// from 100k to 2M events 1.22–1.25x → 1.12–1.18x. mimalloc was as fast at twice the memory.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[cfg(test)]
 mod layers {
     use std::path::Path;
