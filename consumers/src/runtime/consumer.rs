@@ -226,6 +226,12 @@ pub async fn run<P: Projection>(
         // Idle: nothing to apply; the time until a record comes does not count as busy.
         let waiting = pending.is_empty() && in_flight.is_none();
         let idle_from = waiting.then(Instant::now);
+        // A run that stops once caught up, whose position already reaches its targets, has only
+        // transaction markers left: it steps over them at once instead of after an idle wait.
+        let idle_wait = match &catch_up {
+            Some(catch_up) if waiting && consumer.position().is_ok_and(|at| catch_up.reached_by(&offsets_of(&at))) => Duration::ZERO,
+            _ => idle_check,
+        };
         let linger = pending.first_at.map(|at| at + options.linger);
         tokio::select! {
             biased;
@@ -245,7 +251,7 @@ pub async fn run<P: Projection>(
                 }
             }
             _ = sleep_until_or_never(linger), if in_flight.is_none() && !pending.is_empty() => {}
-            _ = sleep(idle_check), if waiting => {
+            _ = sleep(idle_wait), if waiting => {
                 if !worker.step_over_markers(&consumer, &filter, catch_up.as_mut(), &shutdown).await? {
                     break;
                 }

@@ -45,11 +45,12 @@ impl CatchUp {
         pending
     }
 
-    /// Whether the group's committed offsets reach every pending partition's target.
-    pub fn reached_by(&self, committed: &HashMap<i32, i64>) -> bool {
+    /// Whether `offsets` (the group's committed offsets, or the consumer's position) reach every
+    /// pending partition's target.
+    pub fn reached_by(&self, offsets: &HashMap<i32, i64>) -> bool {
         self.pending()
             .iter()
-            .all(|partition| committed.get(partition).is_some_and(|offset| *offset >= self.targets[partition]))
+            .all(|partition| offsets.get(partition).is_some_and(|offset| *offset >= self.targets[partition]))
     }
 }
 
