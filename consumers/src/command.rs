@@ -159,6 +159,9 @@ pub async fn execute<P: Projection, F: Args>(projection: &P, cli: &DepartmentCli
             let stats = runtime::run(projection, &db, &shared.kafka, &options, shutdown)
                 .await
                 .with_context(|| format!("{} stopped with an error", P::NAME))?;
+            // Closed, not dropped: SQLite then writes its WAL back into the file and removes it
+            // (up to 40 MB after a rebuild), so the file alone holds the projection.
+            db.pool.close().await;
             Ok(Some(stats))
         }
         Command::Report => {

@@ -1,4 +1,5 @@
-//! Database failure modes: unreachable at start, a failed migration, and an outage mid-run.
+//! Database failure modes (unreachable at start, a failed migration, an outage mid-run), and
+//! what a finished run leaves behind.
 
 mod support;
 
@@ -153,4 +154,24 @@ async fn postgres_a_catch_up_run_over_a_bulk_load_refreshes_the_planner_statisti
     .await
     .unwrap();
     assert!(analyzed.contains(&"reservations".to_owned()), "analyzed: {analyzed:?}");
+}
+
+/// `run` closes its database: SQLite writes the WAL back into the file and removes it, so after
+/// a rebuild or backfill the file alone holds the projection (a copy of it is whole).
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_a_finished_run_leaves_the_projection_in_the_file_alone() {
+    let topic = orders_topic(1).await;
+    produce_events(&topic, &lifecycles(20)).await;
+    let store = Store::new(Backend::Sqlite);
+    let file = PathBuf::from(store.url.trim_start_matches("sqlite://"));
+    let wal = PathBuf::from(format!("{}-wal", file.display()));
+    run_until_caught_up(&Warehouse, &topic, "warehouse", &store).await;
+    assert!(!wal.exists(), "{} is left beside the file", wal.display());
+    // The file alone, copied elsewhere, has every order.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, copy.path().join("projection.db")).unwrap();
+    let copied = Store::at(&format!("sqlite://{}/projection.db", copy.path().display()));
+    let db = connect(&Warehouse, &copied).await;
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(orders, 20);
 }
