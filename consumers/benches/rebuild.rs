@@ -8,6 +8,11 @@
 //!   reaches every partition's log end: what a department could reach at best. It is noisy,
 //!   so it runs before each department and once more at the end; every ratio is against its
 //!   median, and its min and max are printed.
+//! - **engine peer**: SQLite alone doing the warehouse's writes of the topic through its C API,
+//!   in the runtime's batches, with everything else done before its clock starts
+//!   (`sqlite_alone`); at the start and at the end. Every department writes at least that one
+//!   row per order change, so no department's SQLite apply can beat it by much; each one's
+//!   ratio to it is printed too.
 //! - **apply**: the department as its own process (the release `edison` binary, `run
 //!   --until-caught-up`, a fresh group) into a fresh SQLite file, and into a fresh PostgreSQL
 //!   schema: events/s over the process's whole wall time (start-up, group join and the final
@@ -43,10 +48,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use clap::Parser;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
@@ -54,10 +60,12 @@ use tokio::process::Command;
 use tokio::time::{sleep, Instant};
 
 use edison_common::kafka::{log_end_offsets, read_log_end_offsets, registry_topic, KafkaArgs};
+use edison_consumers::departments::warehouse::{Reservation, Warehouse};
 use edison_consumers::departments::DEPARTMENTS;
 use edison_consumers::runtime::planner::grouped;
+use edison_consumers::runtime::{collapse, Change, ConsumeArgs, Projection};
 use edison_sales::{NewOrder, Relay, RelayOptions, Store};
-use edison_schemas::{CarModel, Codec};
+use edison_schemas::{CarModel, Codec, OrderEvent};
 
 /// About 430k events, so that the whole `scripts/bench` stays under 10 minutes on a 2-core
 /// machine; 465,000 orders make the issue's 1M events.
@@ -86,6 +94,7 @@ async fn main() {
     println!("{} events on {} ({orders} orders)", grouped(full.events), full.name);
 
     let mut peer = Vec::new();
+    let mut engine = vec![bench.sqlite_alone(&full).await];
     let mut rebuilds = Vec::new();
     for department in DEPARTMENTS {
         peer.push(bench.raw_consume(&full).await);
@@ -94,6 +103,7 @@ async fn main() {
         }
     }
     peer.push(bench.raw_consume(&full).await);
+    engine.push(bench.sqlite_alone(&full).await);
 
     let warehouse = rebuilds.iter().find(|r| r.department == "warehouse" && r.backend == Backend::Sqlite);
     let mut memory = vec![(small.events, bench.apply_once(&small).await)];
@@ -107,7 +117,7 @@ async fn main() {
     let latency = bench.live_latency().await;
 
     println!();
-    print_table(&Peer::of(peer), &rebuilds, &memory, &fixed, &latency);
+    print_table(&Peer::of(peer), &Peer::of(engine), &rebuilds, &memory, &fixed, &latency);
     bench.delete_topics().await;
 }
 
@@ -247,11 +257,20 @@ impl Bench {
     async fn raw_consume(&self, topic: &Topic) -> f64 {
         let (bootstrap, name) = (self.bootstrap.clone(), topic.name.clone());
         let started = Instant::now();
-        let decoded = tokio::task::spawn_blocking(move || raw_consume(&bootstrap, &name)).await.expect("the raw consume");
+        let decoded = tokio::task::spawn_blocking(move || raw_consume(&bootstrap, &name, |_, _| {})).await.expect("the raw consume");
         let seconds = started.elapsed().as_secs_f64();
         assert_eq!(decoded, topic.events, "the raw consume reads every event");
         let rate = decoded as f64 / seconds;
         println!("  {:<30} {:>10}/s {seconds:>7.2} s", "raw consume + decode", grouped(rate as u64));
+        rate
+    }
+
+    /// The engine peer: SQLite alone doing the warehouse's writes of `topic`, events/s.
+    async fn sqlite_alone(&self, topic: &Topic) -> f64 {
+        let (bootstrap, name) = (self.bootstrap.clone(), topic.name.clone());
+        let path = self.path(&format!("{}.db", self.unique("sqlite-alone")));
+        let rate = tokio::task::spawn_blocking(move || sqlite_alone(&bootstrap, &name, &path)).await.expect("the engine peer");
+        println!("  {:<30} {:>10}/s", "SQLite alone (warehouse)", grouped(rate as u64));
         rate
     }
 
@@ -398,7 +417,7 @@ async fn records(kafka: &KafkaArgs) -> i64 {
 /// stopped fetching for `fetch.queue.backoff.ms` (1 s) whenever its 64 MB prefetch filled, and
 /// read 430k events at 163k–282k/s, in two clusters, depending on how often that happened; with
 /// the departments' settings it read 600k–900k/s.
-fn raw_consume(bootstrap: &str, topic: &str) -> u64 {
+fn raw_consume(bootstrap: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>, Option<OrderEvent>)) -> u64 {
     let kafka = KafkaArgs { bootstrap_servers: bootstrap.to_owned(), topic: topic.to_owned(), overrides: Vec::new() };
     // No offset is ever stored, so the group commits nothing.
     let config = kafka.consumer_config(&format!("bench-raw-{topic}"));
@@ -417,9 +436,9 @@ fn raw_consume(bootstrap: &str, topic: &str) -> u64 {
     loop {
         match consumer.poll(Duration::from_millis(10)) {
             Some(message) => {
-                if let Some(value) = message.expect("a record").payload() {
-                    codec.decode(value).expect("a valid event");
-                }
+                let message = message.expect("a record");
+                let event = message.payload().map(|value| codec.decode(value).expect("a valid event"));
+                each(&message, event);
                 decoded += 1;
                 progressed = Instant::now();
             }
@@ -431,6 +450,79 @@ fn raw_consume(bootstrap: &str, topic: &str) -> u64 {
             }
         }
     }
+}
+
+/// SQLite alone, through its C API (rusqlite, over the same bundled SQLite as sqlx), doing the
+/// warehouse's writes of `topic` as the runtime batches them: every record read and decoded
+/// first, cut into batches of the departments' default `--batch-size` in the order consumed, each
+/// collapsed to one change per order, its rows made, and then timed alone: one transaction per
+/// batch, a prepared single-row upsert with the warehouse's sequence gate per order (a delete per
+/// erased one), into the warehouse's own migrated table, with the PRAGMAs the departments set.
+/// No decoding, no Kafka, no sqlx, no second thread: what the engine needs for these writes.
+/// Returns the topic's records per second of that.
+fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
+    let mut changes = Vec::new();
+    let records = raw_consume(bootstrap, topic, |message, event| {
+        changes.push(match event {
+            Some(event) => Change::Upsert(event),
+            None => Change::Erase { order_id: String::from_utf8(message.key().expect("a key").to_vec()).expect("UTF-8") },
+        });
+    });
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        consume: ConsumeArgs,
+    }
+    let batch_size = Defaults::parse_from(["bench"]).consume.batch_size as usize;
+    let batches: Vec<Vec<Result<Reservation, String>>> = changes
+        .chunks(batch_size)
+        .map(|batch| {
+            let collapsed = collapse(batch.iter().cloned());
+            collapsed
+                .into_iter()
+                .map(|change| match change {
+                    Change::Upsert(event) => Ok(Reservation::from_event(&event)),
+                    Change::Erase { order_id } => Err(order_id),
+                })
+                .collect()
+        })
+        .collect();
+    drop(changes);
+
+    let mut db = rusqlite::Connection::open(path).expect("the peer's SQLite file");
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 10000;",
+    )
+    .expect("the departments' PRAGMAs");
+    for migration in Warehouse.migrator().iter() {
+        db.execute_batch(&migration.sql).expect("the warehouse's migration");
+    }
+    let upsert = "INSERT INTO reservations (order_id, model, status, batteries, batteries_reserved, sequence, updated_at) \
+                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET model = excluded.model, \
+                  status = excluded.status, batteries = excluded.batteries, batteries_reserved = excluded.batteries_reserved, \
+                  sequence = excluded.sequence, updated_at = excluded.updated_at WHERE excluded.sequence > reservations.sequence";
+    let started = Instant::now();
+    for batch in &batches {
+        let transaction = db.transaction().expect("BEGIN");
+        {
+            let mut upsert = transaction.prepare_cached(upsert).expect("the upsert");
+            let mut erase = transaction.prepare_cached("DELETE FROM reservations WHERE order_id = ?").expect("the delete");
+            for row in batch {
+                match row {
+                    Ok(r) => upsert.execute(rusqlite::params![
+                        r.order_id, r.model, r.status, r.batteries, r.batteries_reserved, r.sequence, r.updated_at
+                    ]),
+                    Err(order_id) => erase.execute([order_id]),
+                }
+                .expect("a write");
+            }
+        }
+        transaction.commit().expect("COMMIT");
+    }
+    // As a department's run ends: the WAL written back into the file.
+    db.close().expect("closing the peer's SQLite file");
+    records as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Whether `consumer`'s position is at or past the end in every partition (partition → low and
@@ -623,11 +715,15 @@ impl Row {
     }
 }
 
-fn print_table(peer: &Peer, rebuilds: &[Rebuild], memory: &[(u64, Run)], fixed: &Run, latency: &Latency) {
+fn print_table(peer: &Peer, engine: &Peer, rebuilds: &[Rebuild], memory: &[(u64, Run)], fixed: &Run, latency: &Latency) {
     let rate = |r: f64| format!("{}/s", grouped(r as u64));
     println!("{:<40} {:>11} {:>24} {:>7} {:>10} {:>5} {:>8}", "", "value", "peer", "ratio", "target", "holds", "peak RSS");
     let spread = format!("{}-{}", grouped(peer.min as u64), grouped(peer.max as u64));
     Row::new(format!("raw consume + decode (median of {})", peer.runs), rate(peer.median), format!("min-max {spread}")).print();
+    // The floor of every department's SQLite apply: each writes at least this one row per order.
+    Row::new(format!("SQLite alone, warehouse's writes (median of {})", engine.runs), rate(engine.median), rate(peer.median))
+        .ratio(engine.median / peer.median)
+        .print();
     for rebuild in rebuilds {
         let apply = rebuild.apply.rate(rebuild.events);
         let (replay, reapply) = (rebuild.replay.rate(rebuild.events), rebuild.reapply.rate(rebuild.events));
@@ -638,6 +734,9 @@ fn print_table(peer: &Peer, rebuilds: &[Rebuild], memory: &[(u64, Run)], fixed: 
             .target(format!(">= {target}x"), apply / peer.median >= target)
             .rss(&rebuild.apply)
             .print();
+        if rebuild.backend == Backend::Sqlite {
+            Row::new(format!("{label} vs SQLite alone"), rate(apply), rate(engine.median)).ratio(apply / engine.median).print();
+        }
         Row::new(format!("{label} replay"), rate(replay), rate(apply))
             .ratio(replay / apply)
             .target(">= 2x", replay / apply >= 2.0)
