@@ -487,6 +487,18 @@ fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
                 .collect()
         })
         .collect();
+    // What the table must hold once done, by the log's own rule: per order, the highest sequence
+    // seen since its last tombstone; erased orders, nothing.
+    let mut latest: HashMap<&str, Option<i64>> = HashMap::new();
+    for change in &changes {
+        let entry = latest.entry(change.order_id()).or_default();
+        match change {
+            Change::Upsert(event) => *entry = Some(entry.map_or(event.sequence, |s| s.max(event.sequence))),
+            Change::Erase { .. } => *entry = None,
+        }
+    }
+    let expected = latest.values().flatten().fold((0, 0), |(rows, sum), sequence| (rows + 1, sum + sequence));
+    drop(latest);
     drop(changes);
 
     let mut db = rusqlite::Connection::open(path).expect("the peer's SQLite file");
@@ -522,7 +534,13 @@ fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
     }
     // As a department's run ends: the WAL written back into the file.
     db.close().expect("closing the peer's SQLite file");
-    records as f64 / started.elapsed().as_secs_f64()
+    let rate = records as f64 / started.elapsed().as_secs_f64();
+    let db = rusqlite::Connection::open(path).expect("the peer's SQLite file");
+    let held: (i64, i64) = db
+        .query_row("SELECT COUNT(*), COALESCE(SUM(sequence), 0) FROM reservations", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("the peer's table");
+    assert_eq!(held, expected, "SQLite alone: (rows, sum of sequences) held vs the log's");
+    rate
 }
 
 /// Whether `consumer`'s position is at or past the end in every partition (partition → low and
