@@ -59,10 +59,12 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use tokio::process::Command;
 use tokio::time::{sleep, Instant};
 
+use edison_common::db::SQLITE_PRAGMAS;
 use edison_common::kafka::{log_end_offsets, read_log_end_offsets, registry_topic, KafkaArgs};
-use edison_consumers::departments::warehouse::{Reservation, Warehouse};
+use edison_consumers::departments::warehouse::{Reservation, Warehouse, COLUMNS};
 use edison_consumers::departments::DEPARTMENTS;
 use edison_consumers::runtime::planner::grouped;
+use edison_consumers::runtime::sql::Upsert;
 use edison_consumers::runtime::{collapse, Change, ConsumeArgs, Projection};
 use edison_sales::{NewOrder, Relay, RelayOptions, Store};
 use edison_schemas::{CarModel, Codec, OrderEvent};
@@ -474,19 +476,6 @@ fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
         consume: ConsumeArgs,
     }
     let batch_size = Defaults::parse_from(["bench"]).consume.batch_size as usize;
-    let batches: Vec<Vec<Result<Reservation, String>>> = changes
-        .chunks(batch_size)
-        .map(|batch| {
-            let collapsed = collapse(batch.iter().cloned());
-            collapsed
-                .into_iter()
-                .map(|change| match change {
-                    Change::Upsert(event) => Ok(Reservation::from_event(&event)),
-                    Change::Erase { order_id } => Err(order_id),
-                })
-                .collect()
-        })
-        .collect();
     // What the table must hold once done, by the log's own rule: per order, the highest sequence
     // seen since its last tombstone; erased orders, nothing.
     let mut latest: HashMap<&str, Option<i64>> = HashMap::new();
@@ -499,26 +488,32 @@ fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
     }
     let expected = latest.values().flatten().fold((0, 0), |(rows, sum), sequence| (rows + 1, sum + sequence));
     drop(latest);
-    drop(changes);
+    let mut changes = changes.into_iter().peekable();
+    let batches: Vec<Vec<Result<Reservation, String>>> = std::iter::from_fn(|| {
+        changes.peek()?;
+        let collapsed = collapse(changes.by_ref().take(batch_size));
+        let rows = collapsed.into_iter().map(|change| match change {
+            Change::Upsert(event) => Ok(Reservation::from_event(&event)),
+            Change::Erase { order_id } => Err(order_id),
+        });
+        Some(rows.collect())
+    })
+    .collect();
 
     let mut db = rusqlite::Connection::open(path).expect("the peer's SQLite file");
-    db.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
-         PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 10000;",
-    )
-    .expect("the departments' PRAGMAs");
+    for pragma in SQLITE_PRAGMAS {
+        db.execute_batch(pragma).expect("the departments' PRAGMAs");
+    }
     for migration in Warehouse.migrator().iter() {
         db.execute_batch(&migration.sql).expect("the warehouse's migration");
     }
-    let upsert = "INSERT INTO reservations (order_id, model, status, batteries, batteries_reserved, sequence, updated_at) \
-                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET model = excluded.model, \
-                  status = excluded.status, batteries = excluded.batteries, batteries_reserved = excluded.batteries_reserved, \
-                  sequence = excluded.sequence, updated_at = excluded.updated_at WHERE excluded.sequence > reservations.sequence";
+    // The statement `sql::upsert` sends, for one row.
+    let upsert = Upsert::new("reservations", &COLUMNS, &[]).sql(edison_common::db::Backend::Sqlite, 1, "");
     let started = Instant::now();
     for batch in &batches {
         let transaction = db.transaction().expect("BEGIN");
         {
-            let mut upsert = transaction.prepare_cached(upsert).expect("the upsert");
+            let mut upsert = transaction.prepare_cached(&upsert).expect("the upsert");
             let mut erase = transaction.prepare_cached("DELETE FROM reservations WHERE order_id = ?").expect("the delete");
             for row in batch {
                 match row {

@@ -125,7 +125,7 @@ async fn advancing<'r, R>(
 }
 
 /// A sequence-gated upsert's text, but for its rows' placeholders.
-struct Upsert {
+pub struct Upsert {
     /// `INSERT INTO table (columns) VALUES `
     insert: String,
     /// How many columns a row binds.
@@ -135,7 +135,8 @@ struct Upsert {
 }
 
 impl Upsert {
-    fn new(table: &str, columns: &[&str], updates: &[(&str, &str)]) -> Upsert {
+    /// `updates` as for [`upsert_returning`]; empty sets each column to the new row's value.
+    pub fn new(table: &str, columns: &[&str], updates: &[(&str, &str)]) -> Upsert {
         debug_assert!(columns.contains(&"order_id") && columns.contains(&"sequence"));
         let set: Vec<String> = columns
             .iter()
@@ -156,7 +157,7 @@ impl Upsert {
     }
 
     /// The statement for `rows` rows, with `tail` (a `RETURNING` clause, or nothing) at the end.
-    fn sql(&self, backend: Backend, rows: usize, tail: &str) -> String {
+    pub fn sql(&self, backend: Backend, rows: usize, tail: &str) -> String {
         let mut sql = self.insert.clone();
         Placeholders::new(backend).push_rows(&mut sql, rows, self.columns);
         sql.push_str(&self.conflict);

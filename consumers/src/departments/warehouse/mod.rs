@@ -12,6 +12,9 @@ use crate::runtime::{sql, Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/warehouse/migrations");
 
+/// The columns of `reservations`, in [`Reservation`]'s order.
+pub const COLUMNS: [&str; 7] = ["order_id", "model", "status", "batteries", "batteries_reserved", "sequence", "updated_at"];
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Warehouse;
 
@@ -56,8 +59,7 @@ impl Projection for Warehouse {
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
         let (events, erased) = sql::split(changes);
         let rows: Vec<Reservation> = events.into_iter().map(Reservation::from_event).collect();
-        let columns = ["order_id", "model", "status", "batteries", "batteries_reserved", "sequence", "updated_at"];
-        sql::upsert(conn, "reservations", &columns, &rows, |row| (&row.order_id, row.sequence), |query, row| {
+        sql::upsert(conn, "reservations", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
             query
                 .bind(&row.order_id)
                 .bind(&row.model)
@@ -123,12 +125,8 @@ pub async fn reserved_by_model(pool: &AnyPool) -> Result<Vec<ModelTotals>, sqlx:
 
 /// Every reservation, by order id.
 pub async fn reservations(pool: &AnyPool) -> Result<Vec<Reservation>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT order_id, model, status, batteries, batteries_reserved, sequence, updated_at \
-         FROM reservations ORDER BY order_id",
-    )
-    .fetch_all(pool)
-    .await
+    let sql = format!("SELECT {} FROM reservations ORDER BY order_id", COLUMNS.join(", "));
+    sqlx::query_as(&sql).fetch_all(pool).await
 }
 
 #[cfg(test)]
