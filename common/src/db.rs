@@ -64,6 +64,9 @@ pub struct Database {
     pub backend: Backend,
     /// The URL without its password, fit for logs.
     pub display_url: String,
+    /// SQLite's file, for a connection of one's own beside the pool; `None` on PostgreSQL or
+    /// in memory.
+    pub sqlite_file: Option<PathBuf>,
 }
 
 impl Database {
@@ -165,6 +168,7 @@ pub async fn connect_to(
         pool,
         backend,
         display_url,
+        sqlite_file: sqlite_file(&url),
     })
 }
 
@@ -230,6 +234,7 @@ pub async fn open_existing(
         pool,
         backend,
         display_url,
+        sqlite_file: sqlite_file(&url),
     }))
 }
 

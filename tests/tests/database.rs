@@ -135,6 +135,54 @@ async fn a_database_outage_mid_run_is_retried_and_offsets_hold_still() {
     assert_eq!(got, want);
 }
 
+/// SQLite's outage: another process holding the write lock for longer than the busy timeout
+/// (10 s), so the runtime's writer gets SQLITE_BUSY, not just a wait. The run retries the
+/// batch, stores no offset meanwhile, and applies everything once the lock is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_a_database_locked_by_another_writer_is_retried_and_offsets_hold_still() {
+    let topic = orders_topic(3).await;
+    let events = lifecycles(500);
+    let (first, rest) = events.split_at(1);
+    produce_events(&topic, first).await;
+    let store = Store::sqlite();
+    // Migrated before the run starts: two first migrations of one file at once would collide.
+    let db = connect(&Warehouse, &store).await;
+    let cli = department_cli(&topic, "warehouse", &store, &["run"]);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { execute(&Warehouse, &cli, shutdown).await }
+    });
+    while warehouse::reservations(&db.pool).await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let group = group_for(&topic, "warehouse");
+    // The first record's offset is committed once the run is up (commit interval: 1 s).
+    let mut before = committed(&group, &topic, 3);
+    while before.values().sum::<i64>() < 1 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        before = committed(&group, &topic, 3);
+    }
+    let mut lock = db.pool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *lock).await.unwrap();
+    produce_events(&topic, rest).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(!run.is_finished(), "the run waits for the database instead of failing");
+    assert_eq!(committed(&group, &topic, 3), before, "no offset advances while the database is locked");
+    sqlx::query("ROLLBACK").execute(&mut *lock).await.unwrap();
+    drop(lock);
+
+    let want: Vec<Reservation> = latest_states(&read_all(&topic)).values().map(rules::reservation).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while warehouse::reservations(&db.pool).await.unwrap() != want {
+        assert!(tokio::time::Instant::now() < deadline, "the run applied everything once the lock was gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    let stats = run.await.unwrap().unwrap().unwrap();
+    assert_eq!(stats.dead_lettered, 0, "a locked database never dead-letters");
+}
+
 /// A run that stops once caught up after a bulk load leaves PostgreSQL's planner statistics of
 /// its tables fresh, for the reports and replays that follow: autovacuum would take a minute or
 /// more, and only it sets `last_autoanalyze`, so `last_analyze` is the run's doing.

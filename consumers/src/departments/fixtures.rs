@@ -12,12 +12,29 @@ use crate::runtime::{Change, Projection};
 /// named in-memory SQLite database (`file:NAME?mode=memory&cache=shared`, the `:` escaped, or the
 /// URL would read it as a port). Plain `:memory:` would give each connection one of its own.
 pub async fn memory_database(migrator: &'static Migrator) -> AnyPool {
-    let url = format!("sqlite:file%3Atest-{}?mode=memory&cache=shared", uuid::Uuid::now_v7().simple());
+    let url = format!("sqlite:{MEMORY_NAME}{}?mode=memory&cache=shared", uuid::Uuid::now_v7().simple());
     edison_common::db::connect(&url, migrator).await.expect("an in-memory database").pool
 }
 
-/// Applies `changes` as one batch, in one transaction, as the runtime does.
+/// How the names of [`memory_database`]'s databases begin in their URLs; SQLite knows them as
+/// `file:test-…`.
+const MEMORY_NAME: &str = "file%3Atest-";
+
+/// Applies `changes` as one batch, in one transaction, as the runtime does: through SQLite's C
+/// API if the projection offers that ([`Projection::APPLY_SQLITE`]), as on a SQLite file.
 pub async fn apply_batch<P: Projection>(projection: &P, pool: &AnyPool, changes: &[Change]) {
+    if let Some(apply) = P::APPLY_SQLITE {
+        let url = pool.connect_options().database_url.to_string();
+        let name = url.split_once(MEMORY_NAME).and_then(|(_, rest)| rest.split('?').next()).expect("a memory_database");
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_MEMORY
+            | rusqlite::OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+        let mut conn = rusqlite::Connection::open_with_flags(format!("file:test-{name}"), flags).unwrap();
+        let tx = conn.transaction().unwrap();
+        apply(&tx, changes).unwrap();
+        return tx.commit().unwrap();
+    }
     let mut tx = pool.begin().await.unwrap();
     projection.apply(&mut tx, changes).await.unwrap();
     tx.commit().await.unwrap();

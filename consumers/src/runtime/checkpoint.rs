@@ -46,17 +46,40 @@ pub async fn record(conn: &mut AnyConnection, topic: &str, next_offsets: &HashMa
         return Ok(());
     }
     let now = now_ms();
-    let mut sql = String::from("INSERT INTO edison_checkpoints (topic, partition_id, next_offset, applied_at) VALUES ");
-    Placeholders::new(Backend::of(conn)).push_rows(&mut sql, next_offsets.len(), 4);
-    sql.push_str(
-        " ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset, \
-          applied_at = excluded.applied_at WHERE excluded.next_offset > edison_checkpoints.next_offset",
-    );
+    let sql = record_sql(Backend::of(conn), next_offsets.len());
     let mut query = sqlx::query(&sql);
     for (&partition, &next) in next_offsets {
         query = query.bind(topic).bind(partition).bind(next).bind(now);
     }
     query.execute(conn).await.map(|_| ())
+}
+
+/// [`record`], through SQLite's C API (the runtime's [`SqliteWriter`](super::table::SqliteWriter)).
+pub fn record_sqlite(conn: &rusqlite::Connection, topic: &str, next_offsets: &HashMap<i32, i64>) -> rusqlite::Result<()> {
+    if next_offsets.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut statement = conn.prepare(&record_sql(Backend::Sqlite, next_offsets.len()))?;
+    for (row, (&partition, &next)) in next_offsets.iter().enumerate() {
+        let at = row * 4;
+        statement.raw_bind_parameter(at + 1, topic)?;
+        statement.raw_bind_parameter(at + 2, partition)?;
+        statement.raw_bind_parameter(at + 3, next)?;
+        statement.raw_bind_parameter(at + 4, now)?;
+    }
+    statement.raw_execute().map(|_| ())
+}
+
+/// The statement recording `partitions` checkpoints: each moves only forward.
+fn record_sql(backend: Backend, partitions: usize) -> String {
+    let mut sql = String::from("INSERT INTO edison_checkpoints (topic, partition_id, next_offset, applied_at) VALUES ");
+    Placeholders::new(backend).push_rows(&mut sql, partitions, 4);
+    sql.push_str(
+        " ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset, \
+          applied_at = excluded.applied_at WHERE excluded.next_offset > edison_checkpoints.next_offset",
+    );
+    sql
 }
 
 /// Moves `topic`'s checkpoints back to `targets` (partition → offset) where they lie past them.

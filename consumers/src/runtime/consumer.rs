@@ -27,6 +27,7 @@ use super::batch::{Change, Collapsed};
 use super::{checkpoint, planner};
 use super::dead_letter::{self, DeadLetter};
 use super::progress::{CatchUp, LagBar};
+use super::table::{self, SqliteWriter};
 use super::{Projection, RunSummary};
 
 /// How long the consumer may sit idle before it steps over transaction markers and
@@ -109,7 +110,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error("applying a batch failed, and retrying cannot help: {0}")]
-    Apply(#[source] sqlx::Error),
+    Apply(#[source] ApplyError),
     #[error("cannot send to the dead-letter topic {topic}: {source}")]
     DeadLetter { topic: String, source: KafkaError },
     /// A record written with a schema this department cannot read. Not poison: skipping it
@@ -118,6 +119,25 @@ pub enum RuntimeError {
         "the record at partition {partition}, offset {offset} of {topic} was written with schema          {fingerprint:016x}, which {reason}; stopping without moving past it (a Sales that writes a          new schema publishes it to {registry} first; or deploy a department built with it)"
     )]
     UnreadableSchema { topic: String, partition: i32, offset: i64, fingerprint: u64, registry: String, reason: String },
+}
+
+/// Why a batch's transaction failed: through sqlx, or through SQLite's C API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl ApplyError {
+    /// Whether the database is only unavailable right now: retry, offsets held.
+    fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Sqlx(error) => is_transient(error),
+            ApplyError::Sqlite(error) => table::is_transient(error),
+        }
+    }
 }
 
 /// Consumes the orders topic into `projection` until `shutdown` is cancelled or `options.stop`
@@ -165,7 +185,7 @@ pub async fn run<P: Projection>(
     let (ready, first) = polling(start, &consumer).await;
     let ((mut catch_up, applied_before), progress) = ready?;
     let filter = Filter::new(options, applied_before);
-    let sink = Sink { projection, db, producer, topic: &kafka.topic, options };
+    let sink = Sink { projection, db, writer: sqlite_writer::<P>(db, &kafka.topic)?, producer, topic: &kafka.topic, options };
     let mut worker = Worker {
         sink: sink.clone(),
         kafka,
@@ -315,7 +335,7 @@ pub async fn run<P: Projection>(
     for closed in closing {
         closed.await.expect("dropping a Kafka client panicked");
     }
-    stats.summary = summary.map_err(RuntimeError::Apply)?;
+    stats.summary = summary.map_err(|error| RuntimeError::Apply(error.into()))?;
     info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
     Ok(stats)
 }
@@ -529,6 +549,9 @@ fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Change, Reject
 struct Sink<'a, P> {
     projection: &'a P,
     db: &'a Database,
+    /// Applies the batches on SQLite, for a projection that offers it ([`Projection::APPLY_SQLITE`]);
+    /// `None`: sqlx applies them.
+    writer: Option<Arc<SqliteWriter>>,
     producer: FutureProducer,
     topic: &'a str,
     options: &'a RunOptions,
@@ -536,7 +559,7 @@ struct Sink<'a, P> {
 
 impl<P> Clone for Sink<'_, P> {
     fn clone(&self) -> Self {
-        Sink { producer: self.producer.clone(), ..*self }
+        Sink { producer: self.producer.clone(), writer: self.writer.clone(), ..*self }
     }
 }
 
@@ -547,7 +570,7 @@ impl<P: Projection> Sink<'_, P> {
         let changes = std::mem::take(&mut batch.changes).into_changes();
         batch.changed = !changes.is_empty();
         // Dead letters alone still move the checkpoint, so it never lags the stored offsets.
-        if !batch.next_offsets.is_empty() && !self.apply_with_retry(&changes, &batch.next_offsets, &shutdown).await? {
+        if !batch.next_offsets.is_empty() && !self.apply_with_retry(changes, &batch.next_offsets, &shutdown).await? {
             return Ok(None);
         }
         if !batch.dead_letters.is_empty() {
@@ -562,35 +585,52 @@ impl<P: Projection> Sink<'_, P> {
     /// Retries while the database is unavailable; offsets stay where they are meanwhile.
     async fn apply_with_retry(
         &self,
-        changes: &[Change],
+        mut changes: Vec<Change>,
         next_offsets: &HashMap<i32, i64>,
         shutdown: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
         let mut delay = Duration::from_millis(200);
         loop {
-            match self.transaction(changes, next_offsets).await {
+            let error = match self.transaction(changes, next_offsets).await {
                 Ok(()) => return Ok(true),
-                Err(error) if is_transient(&error) => {
-                    warn!(%error, retry_in = ?delay, "database busy or unavailable; retrying, offsets held");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(false),
-                        _ = sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                Err((error, unapplied)) if error.is_transient() => {
+                    changes = unapplied;
+                    error
                 }
-                Err(error) => return Err(RuntimeError::Apply(error)),
+                Err((error, _)) => return Err(RuntimeError::Apply(error)),
+            };
+            warn!(%error, retry_in = ?delay, "database busy or unavailable; retrying, offsets held");
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(false),
+                _ = sleep(delay) => {}
             }
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
         }
     }
 
-    async fn transaction(&self, changes: &[Change], next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.pool.begin().await?;
-        if !changes.is_empty() {
-            self.projection.apply(&mut tx, changes).await?;
+    /// One try at the batch's transaction; a failed one gives `changes` back for the next.
+    async fn transaction(&self, changes: Vec<Change>, next_offsets: &HashMap<i32, i64>) -> Result<(), (ApplyError, Vec<Change>)> {
+        if let Some(writer) = &self.writer {
+            return writer.apply(changes, next_offsets).await.map_err(|(error, changes)| (error.into(), changes));
         }
-        checkpoint::record(&mut tx, self.topic, next_offsets).await?;
-        tx.commit().await
+        let applied = async {
+            let mut tx = self.db.pool.begin().await?;
+            if !changes.is_empty() {
+                self.projection.apply(&mut tx, &changes).await?;
+            }
+            checkpoint::record(&mut tx, self.topic, next_offsets).await?;
+            tx.commit().await
+        };
+        applied.await.map_err(|error| (error.into(), changes))
     }
+}
+
+/// The runtime's own SQLite connection for a projection that applies through SQLite's C API, on a
+/// SQLite file; `None` otherwise.
+fn sqlite_writer<P: Projection>(db: &Database, topic: &str) -> Result<Option<Arc<SqliteWriter>>, RuntimeError> {
+    let (Some(apply), Some(path)) = (P::APPLY_SQLITE, &db.sqlite_file) else { return Ok(None) };
+    let writer = SqliteWriter::start(path, topic, apply).map_err(|error| RuntimeError::Apply(error.into()))?;
+    Ok(Some(Arc::new(writer)))
 }
 
 /// The poll loop's state: decoding, and what happens once a batch is applied.
@@ -841,8 +881,8 @@ async fn positions(
     topic: &str,
     stop: &Stop,
 ) -> Result<(Option<CatchUp>, HashMap<i32, i64>), RuntimeError> {
-    checkpoint::ensure_table(&db.pool).await.map_err(RuntimeError::Apply)?;
-    let checkpoints = checkpoint::read(&db.pool, topic).await.map_err(RuntimeError::Apply)?;
+    checkpoint::ensure_table(&db.pool).await.map_err(|error| RuntimeError::Apply(error.into()))?;
+    let checkpoints = checkpoint::read(&db.pool, topic).await.map_err(|error| RuntimeError::Apply(error.into()))?;
     // One look-up of the watermarks serves both, and none is made if neither needs it.
     let marks = if *stop == Stop::Never && checkpoints.is_empty() { Vec::new() } else { watermarks(config, topic).await? };
     Ok((catch_up(stop, &marks), applied_before(checkpoints, &marks)))

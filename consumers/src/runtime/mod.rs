@@ -8,6 +8,7 @@ mod dead_letter;
 pub mod planner;
 mod progress;
 pub mod sql;
+pub mod table;
 
 use std::future::Future;
 
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use args::{ConsumeArgs, DeadLetterTopicError};
 pub use batch::{collapse, Change};
-pub use consumer::{run, RunOptions, RunStats, RuntimeError, Stop};
+pub use consumer::{run, ApplyError, RunOptions, RunStats, RuntimeError, Stop};
 pub use dead_letter::{DeadLetter, HEADER_ERROR_KIND, HEADER_GROUP, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_ERROR_MESSAGE};
 
 /// What a department adds to the end of a run.
@@ -51,6 +52,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Whether `after_commit` acts on the world (sends mail). Such a projection cannot be
     /// shadow-rebuilt: its ledger of what was done must carry over, not be rebuilt.
     const SIDE_EFFECTS: bool = false;
+
+    /// How a batch is applied to a SQLite file, through SQLite's C API on a thread of the
+    /// runtime's own, instead of `apply`: [`table::apply_sqlite`] for a one-table projection.
+    /// `None` (the default): `apply` serves SQLite too.
+    const APPLY_SQLITE: Option<table::SqliteApply> = None;
 
     /// The department's schema migrations.
     fn migrator(&self) -> &'static Migrator;

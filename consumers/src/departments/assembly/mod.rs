@@ -10,7 +10,8 @@ use sqlx::{AnyConnection, AnyPool};
 use edison_schemas::{OrderEvent, OrderStatus};
 
 use super::format;
-use crate::runtime::{sql, Change, Projection};
+use crate::runtime::table::{self, SqliteApply, Table, Value};
+use crate::runtime::{Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/assembly/migrations");
 
@@ -60,30 +61,32 @@ impl QueueEntry {
     }
 }
 
+impl Table for QueueEntry {
+    const TABLE: &'static str = "build_queue";
+    const COLUMNS: &'static [&'static str] = &COLUMNS;
+
+    fn row(event: &OrderEvent) -> Option<QueueEntry> {
+        Some(QueueEntry::from_event(event))
+    }
+
+    fn values(&self) -> impl IntoIterator<Item = Value<'_>> {
+        [(&self.order_id).into(), (&self.model).into(), self.batteries.into(), self.expected_delivery.into(), (&self.status).into(), self.sequence.into(), self.updated_at.into()]
+    }
+}
+
 impl Projection for Assembly {
     const NAME: &'static str = "assembly";
     const ABOUT: &'static str = "The build queue: paid, non-cancelled orders, earliest expected delivery first.";
     const TABLES: &'static [&'static str] = &["build_queue"];
+
+    const APPLY_SQLITE: Option<SqliteApply> = Some(table::apply_sqlite::<QueueEntry>);
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        let (events, erased) = sql::split(changes);
-        let rows: Vec<QueueEntry> = events.into_iter().map(QueueEntry::from_event).collect();
-        sql::upsert(conn, "build_queue", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
-            query
-                .bind(&row.order_id)
-                .bind(&row.model)
-                .bind(row.batteries)
-                .bind(row.expected_delivery)
-                .bind(&row.status)
-                .bind(row.sequence)
-                .bind(row.updated_at)
-        })
-        .await?;
-        sql::delete_orders(conn, "build_queue", &erased).await
+        table::apply::<QueueEntry>(conn, changes).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {

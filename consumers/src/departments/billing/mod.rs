@@ -18,7 +18,8 @@ use sqlx::{AnyConnection, AnyPool};
 use edison_schemas::{Money, OrderEvent};
 
 use super::format;
-use crate::runtime::{sql, Change, Projection};
+use crate::runtime::table::{self, SqliteApply, Table, Value};
+use crate::runtime::{Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/billing/migrations");
 
@@ -103,32 +104,32 @@ impl MonthRevenue {
     }
 }
 
+impl Table for Invoice {
+    const TABLE: &'static str = "invoices";
+    const COLUMNS: &'static [&'static str] = &COLUMNS;
+
+    fn row(event: &OrderEvent) -> Option<Invoice> {
+        Invoice::from_event(event)
+    }
+
+    fn values(&self) -> impl IntoIterator<Item = Value<'_>> {
+        [(&self.order_id).into(), (&self.currency).into(), self.amount_cents.into(), self.invoiced_at.into(), (&self.invoice_month).into(), self.credited_at.into(), (&self.credit_month).into(), self.sequence.into(), self.updated_at.into()]
+    }
+}
+
 impl Projection for Billing {
     const NAME: &'static str = "billing";
     const ABOUT: &'static str = "Invoices on payment, credit notes on cancellation, revenue by month, to the cent.";
     const TABLES: &'static [&'static str] = &["invoices"];
+
+    const APPLY_SQLITE: Option<SqliteApply> = Some(table::apply_sqlite::<Invoice>);
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        let (events, erased) = sql::split(changes);
-        let rows: Vec<Invoice> = events.into_iter().filter_map(Invoice::from_event).collect();
-        sql::upsert(conn, "invoices", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
-            query
-                .bind(&row.order_id)
-                .bind(&row.currency)
-                .bind(row.amount_cents)
-                .bind(row.invoiced_at)
-                .bind(&row.invoice_month)
-                .bind(row.credited_at)
-                .bind(&row.credit_month)
-                .bind(row.sequence)
-                .bind(row.updated_at)
-        })
-        .await?;
-        sql::delete_orders(conn, "invoices", &erased).await
+        table::apply::<Invoice>(conn, changes).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {

@@ -45,7 +45,8 @@ use sqlx::{AnyConnection, AnyPool};
 
 use edison_schemas::{Money, OrderEvent};
 
-use crate::runtime::{sql, Change, Projection};
+use crate::runtime::table::{self, SqliteApply, Table, Value};
+use crate::runtime::{Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/customers/migrations");
 
@@ -154,6 +155,19 @@ pub struct CurrencyTotals {
     pub spend_cents: i64,
 }
 
+impl Table for Contribution {
+    const TABLE: &'static str = "customer_orders";
+    const COLUMNS: &'static [&'static str] = &COLUMNS;
+
+    fn row(event: &OrderEvent) -> Option<Contribution> {
+        Some(Contribution::from_event(event))
+    }
+
+    fn values(&self) -> impl IntoIterator<Item = Value<'_>> {
+        [(&self.order_id).into(), (&self.customer_id).into(), (&self.name).into(), (&self.email).into(), (&self.shipping_address).into(), (&self.currency).into(), self.amount_cents.into(), self.placed_at.into(), self.paid_at.into(), self.cancelled_at.into(), self.spend_cents.into(), self.sequence.into(), self.updated_at.into()]
+    }
+}
+
 impl Projection for Customers {
     const NAME: &'static str = "customers";
     const ABOUT: &'static str =
@@ -161,31 +175,14 @@ impl Projection for Customers {
     /// The contributions; `customers` and `customer_spend` are views over them.
     const TABLES: &'static [&'static str] = &["customer_orders"];
 
+    const APPLY_SQLITE: Option<SqliteApply> = Some(table::apply_sqlite::<Contribution>);
+
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        let (events, erased) = sql::split(changes);
-        let rows: Vec<Contribution> = events.into_iter().map(Contribution::from_event).collect();
-        sql::upsert(conn, "customer_orders", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
-            query
-                .bind(&row.order_id)
-                .bind(&row.customer_id)
-                .bind(&row.name)
-                .bind(&row.email)
-                .bind(&row.shipping_address)
-                .bind(&row.currency)
-                .bind(row.amount_cents)
-                .bind(row.placed_at)
-                .bind(row.paid_at)
-                .bind(row.cancelled_at)
-                .bind(row.spend_cents)
-                .bind(row.sequence)
-                .bind(row.updated_at)
-        })
-        .await?;
-        sql::delete_orders(conn, "customer_orders", &erased).await
+        table::apply::<Contribution>(conn, changes).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {

@@ -10,7 +10,8 @@ use sqlx::{AnyConnection, AnyPool};
 use edison_schemas::{Money, OrderEvent};
 
 use super::format;
-use crate::runtime::{sql, Change, Projection};
+use crate::runtime::table::{self, SqliteApply, Table, Value};
+use crate::runtime::{Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/dashboard/migrations");
 
@@ -119,33 +120,32 @@ impl SalesStats {
     }
 }
 
+impl Table for Sale {
+    const TABLE: &'static str = "sales";
+    const COLUMNS: &'static [&'static str] = &COLUMNS;
+
+    fn row(event: &OrderEvent) -> Option<Sale> {
+        Some(Sale::from_event(event))
+    }
+
+    fn values(&self) -> impl IntoIterator<Item = Value<'_>> {
+        [(&self.order_id).into(), (&self.model).into(), (&self.currency).into(), self.amount_cents.into(), (&self.placed_day).into(), (&self.status).into(), self.paid_at.into(), self.cancelled_at.into(), self.sequence.into(), self.updated_at.into()]
+    }
+}
+
 impl Projection for Dashboard {
     const NAME: &'static str = "dashboard";
     const ABOUT: &'static str = "Sales statistics: orders and revenue by model and day, conversion, cancellations.";
     const TABLES: &'static [&'static str] = &["sales"];
+
+    const APPLY_SQLITE: Option<SqliteApply> = Some(table::apply_sqlite::<Sale>);
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        let (events, erased) = sql::split(changes);
-        let rows: Vec<Sale> = events.into_iter().map(Sale::from_event).collect();
-        sql::upsert(conn, "sales", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
-            query
-                .bind(&row.order_id)
-                .bind(&row.model)
-                .bind(&row.currency)
-                .bind(row.amount_cents)
-                .bind(&row.placed_day)
-                .bind(&row.status)
-                .bind(row.paid_at)
-                .bind(row.cancelled_at)
-                .bind(row.sequence)
-                .bind(row.updated_at)
-        })
-        .await?;
-        sql::delete_orders(conn, "sales", &erased).await
+        table::apply::<Sale>(conn, changes).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {

@@ -10,7 +10,8 @@ use sqlx::{AnyConnection, AnyPool};
 use edison_schemas::{OrderEvent, OrderStatus};
 
 use super::format;
-use crate::runtime::{sql, Change, Projection};
+use crate::runtime::table::{self, SqliteApply, Table, Value};
+use crate::runtime::{Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/shipping/migrations");
 
@@ -73,32 +74,32 @@ impl Shipment {
     }
 }
 
+impl Table for Shipment {
+    const TABLE: &'static str = "shipments";
+    const COLUMNS: &'static [&'static str] = &COLUMNS;
+
+    fn row(event: &OrderEvent) -> Option<Shipment> {
+        Some(Shipment::from_event(event))
+    }
+
+    fn values(&self) -> impl IntoIterator<Item = Value<'_>> {
+        [(&self.order_id).into(), (&self.customer_name).into(), (&self.shipping_address).into(), (&self.model).into(), self.expected_delivery.into(), (&self.delivery_week).into(), (&self.status).into(), self.sequence.into(), self.updated_at.into()]
+    }
+}
+
 impl Projection for Shipping {
     const NAME: &'static str = "shipping";
     const ABOUT: &'static str = "A shipment per paid, non-cancelled order, counted by the ISO week it is due.";
     const TABLES: &'static [&'static str] = &["shipments"];
+
+    const APPLY_SQLITE: Option<SqliteApply> = Some(table::apply_sqlite::<Shipment>);
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        let (events, erased) = sql::split(changes);
-        let rows: Vec<Shipment> = events.into_iter().map(Shipment::from_event).collect();
-        sql::upsert(conn, "shipments", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
-            query
-                .bind(&row.order_id)
-                .bind(&row.customer_name)
-                .bind(&row.shipping_address)
-                .bind(&row.model)
-                .bind(row.expected_delivery)
-                .bind(&row.delivery_week)
-                .bind(&row.status)
-                .bind(row.sequence)
-                .bind(row.updated_at)
-        })
-        .await?;
-        sql::delete_orders(conn, "shipments", &erased).await
+        table::apply::<Shipment>(conn, changes).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {

@@ -8,7 +8,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use edison_schemas::{OrderEvent, OrderStatus};
 
-use crate::runtime::{sql, Change, Projection};
+use crate::runtime::table::{self, SqliteApply, Table, Value};
+use crate::runtime::{Change, Projection};
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/departments/warehouse/migrations");
 
@@ -47,30 +48,32 @@ impl Reservation {
     }
 }
 
+impl Table for Reservation {
+    const TABLE: &'static str = "reservations";
+    const COLUMNS: &'static [&'static str] = &COLUMNS;
+
+    fn row(event: &OrderEvent) -> Option<Reservation> {
+        Some(Reservation::from_event(event))
+    }
+
+    fn values(&self) -> impl IntoIterator<Item = Value<'_>> {
+        [(&self.order_id).into(), (&self.model).into(), (&self.status).into(), self.batteries.into(), self.batteries_reserved.into(), self.sequence.into(), self.updated_at.into()]
+    }
+}
+
 impl Projection for Warehouse {
     const NAME: &'static str = "warehouse";
     const ABOUT: &'static str = "Battery reservations per order; cancelled orders release theirs.";
     const TABLES: &'static [&'static str] = &["reservations"];
+
+    const APPLY_SQLITE: Option<SqliteApply> = Some(table::apply_sqlite::<Reservation>);
 
     fn migrator(&self) -> &'static Migrator {
         &MIGRATOR
     }
 
     async fn apply(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<(), sqlx::Error> {
-        let (events, erased) = sql::split(changes);
-        let rows: Vec<Reservation> = events.into_iter().map(Reservation::from_event).collect();
-        sql::upsert(conn, "reservations", &COLUMNS, &rows, |row| (&row.order_id, row.sequence), |query, row| {
-            query
-                .bind(&row.order_id)
-                .bind(&row.model)
-                .bind(&row.status)
-                .bind(row.batteries)
-                .bind(row.batteries_reserved)
-                .bind(row.sequence)
-                .bind(row.updated_at)
-        })
-        .await?;
-        sql::delete_orders(conn, "reservations", &erased).await
+        table::apply::<Reservation>(conn, changes).await
     }
 
     async fn report(&self, pool: &AnyPool) -> Result<String, sqlx::Error> {
