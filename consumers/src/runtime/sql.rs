@@ -82,7 +82,7 @@ const GATE_SAMPLE: usize = 64;
 /// first is cheaper than the upsert: a gated upsert that changes nothing costs about what an
 /// insert does, binding and comparing the whole row. The upsert's own gate still decides; this
 /// only leaves out rows it would stop. Small batches (a caught-up department) are not sampled.
-async fn past_the_gate<'r, R>(
+pub(super) async fn past_the_gate<'r, R>(
     conn: &mut AnyConnection,
     table: &str,
     rows: &'r [R],
@@ -126,7 +126,7 @@ async fn advancing<'r, R>(
 
 /// A sequence-gated upsert's text, but for its rows' placeholders.
 pub struct Upsert {
-    /// `INSERT INTO table (columns) VALUES `
+    /// `INSERT INTO table (columns)`
     insert: String,
     /// How many columns a row binds.
     columns: usize,
@@ -147,7 +147,7 @@ impl Upsert {
             })
             .collect();
         Upsert {
-            insert: format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")),
+            insert: format!("INSERT INTO {table} ({})", columns.join(", ")),
             columns: columns.len(),
             conflict: format!(
                 " ON CONFLICT (order_id) DO UPDATE SET {} WHERE excluded.sequence > {table}.sequence",
@@ -158,11 +158,16 @@ impl Upsert {
 
     /// The statement for `rows` rows, with `tail` (a `RETURNING` clause, or nothing) at the end.
     pub fn sql(&self, backend: Backend, rows: usize, tail: &str) -> String {
-        let mut sql = self.insert.clone();
+        let mut sql = format!("{} VALUES ", self.insert);
         Placeholders::new(backend).push_rows(&mut sql, rows, self.columns);
         sql.push_str(&self.conflict);
         sql.push_str(tail);
         sql
+    }
+
+    /// The statement taking its rows from `select`, a query of the columns in their order.
+    pub fn from_select(&self, select: &str) -> String {
+        format!("{} {select}{}", self.insert, self.conflict)
     }
 }
 

@@ -21,8 +21,9 @@ use edison_schemas::OrderEvent;
 use super::sql::{self, Upsert};
 use super::{checkpoint, Change};
 
-/// One value a row binds, in its column's place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One value a row binds, in its column's place (as JSON: a string, a number or null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum Value<'a> {
     Text(Option<&'a str>),
     Int(Option<i64>),
@@ -82,14 +83,53 @@ pub async fn apply<R: Table>(conn: &mut AnyConnection, changes: &[Change]) -> Re
     let (events, erased) = sql::split(changes);
     // Each row with its event, whose order id and sequence the gate compares.
     let rows: Vec<(&OrderEvent, R)> = events.into_iter().filter_map(|event| Some((event, R::row(event)?))).collect();
-    sql::upsert(conn, R::TABLE, R::COLUMNS, &rows, |(event, _)| (&event.order.order_id, event.sequence), |query, (_, row)| {
-        row.values().into_iter().fold(query, |query, value| match value {
-            Value::Text(text) => query.bind(text),
-            Value::Int(int) => query.bind(int),
-        })
-    })
-    .await?;
+    match Backend::of(conn) {
+        Backend::Postgres => {
+            let rows = sql::past_the_gate(conn, R::TABLE, &rows, gate_key).await?;
+            let rows: Vec<&R> = rows.into_iter().map(|(_, row)| row).collect();
+            upsert_postgres(conn, &rows).await?;
+        }
+        Backend::Sqlite => {
+            sql::upsert(conn, R::TABLE, R::COLUMNS, &rows, gate_key, |query, (_, row)| {
+                row.values().into_iter().fold(query, |query, value| match value {
+                    Value::Text(text) => query.bind(text),
+                    Value::Int(int) => query.bind(int),
+                })
+            })
+            .await?;
+        }
+    }
     sql::delete_orders(conn, R::TABLE, &erased).await
+}
+
+/// What the sequence gate compares: the order and the event's sequence.
+fn gate_key<'e, R>((event, _): &'e (&OrderEvent, R)) -> (&'e str, i64) {
+    (&event.order.order_id, event.sequence)
+}
+
+/// PostgreSQL: the rows in one statement, whatever their number, bound as one JSON text (an
+/// array of rows, each an array of its values) that the upsert unpacks: one round trip and one
+/// plan per batch, instead of a statement of thousands of parameters per 512 rows. 430k events,
+/// 3 interleaved runs each: warehouse 4.9-5.9 -> 4.4-5.1 s, dashboard 6.0-6.4 -> 4.8-6.0 s,
+/// customers 7.0-7.6 -> 6.3-6.8 s. As `jsonb`: `->>` on `json` parses the row's text again for
+/// each column (it was slower than the VALUES); objects through `json_to_recordset` gained
+/// nothing.
+async fn upsert_postgres<R: Table>(conn: &mut AnyConnection, rows: &[&R]) -> Result<(), sqlx::Error> {
+    let Some(first) = rows.first() else { return Ok(()) };
+    let columns: Vec<String> = first
+        .values()
+        .into_iter()
+        .enumerate()
+        .map(|(at, value)| match value {
+            Value::Text(_) => format!("r->>{at}"),
+            Value::Int(_) => format!("(r->>{at})::bigint"),
+        })
+        .collect();
+    let select = format!("SELECT {} FROM jsonb_array_elements($1::jsonb) AS r", columns.join(", "));
+    let sql = Upsert::new(R::TABLE, R::COLUMNS, &[]).from_select(&select);
+    let values: Vec<Vec<Value<'_>>> = rows.iter().map(|row| row.values().into_iter().collect()).collect();
+    let json = serde_json::to_string(&values).expect("text and integers serialize");
+    sqlx::query(&sql).bind(json).execute(conn).await.map(|_| ())
 }
 
 /// Applies one batch of `R`'s rows through SQLite's C API, in the caller's transaction: one
