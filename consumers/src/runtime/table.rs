@@ -2,8 +2,9 @@
 //! (every department but the mailer).
 //!
 //! Such a row says once what it binds ([`Table`]), and the runtime writes it through either of
-//! two paths: sqlx's multi-row statements ([`apply`], PostgreSQL), or SQLite's C API on a thread
-//! of its own ([`apply_sqlite`], SQLite files). sqlx sends each SQLite statement to a worker
+//! two paths: sqlx ([`apply`]: on PostgreSQL a batch in one statement, on an in-memory SQLite
+//! multi-row statements), or SQLite's C API on a thread of its own ([`apply_sqlite`], SQLite
+//! files). sqlx sends each SQLite statement to a worker
 //! thread, so it needs multi-row statements to spread that hop, and those cost the engine more
 //! per row than a prepared single-row statement does; its `Any` arguments also copy each value
 //! twice. Through the C API, replays of 430k events (3 interleaved runs each) took warehouse
