@@ -61,10 +61,10 @@ use tokio::time::{sleep, Instant};
 
 use edison_common::db::SQLITE_PRAGMAS;
 use edison_common::kafka::{log_end_offsets, read_log_end_offsets, registry_topic, KafkaArgs};
-use edison_consumers::departments::warehouse::{Reservation, Warehouse, COLUMNS};
+use edison_consumers::departments::warehouse::{Reservation, Warehouse};
 use edison_consumers::departments::DEPARTMENTS;
 use edison_consumers::runtime::planner::grouped;
-use edison_consumers::runtime::sql::Upsert;
+use edison_consumers::runtime::table;
 use edison_consumers::runtime::{collapse, Change, ConsumeArgs, Projection};
 use edison_sales::{NewOrder, Relay, RelayOptions, Store};
 use edison_schemas::{CarModel, Codec, OrderEvent};
@@ -457,11 +457,12 @@ fn raw_consume(bootstrap: &str, topic: &str, mut each: impl FnMut(&BorrowedMessa
 /// SQLite alone, through its C API (rusqlite, over the same bundled SQLite as sqlx), doing the
 /// warehouse's writes of `topic` as the runtime batches them: every record read and decoded
 /// first, cut into batches of the departments' default `--batch-size` in the order consumed, each
-/// collapsed to one change per order, its rows made, and then timed alone: one transaction per
-/// batch, a prepared single-row upsert with the warehouse's sequence gate per order (a delete per
-/// erased one), into the warehouse's own migrated table, with the PRAGMAs the departments set.
-/// No decoding, no Kafka, no sqlx, no second thread: what the engine needs for these writes.
-/// Returns the topic's records per second of that.
+/// collapsed to one change per order, and then timed alone: one transaction per batch, written
+/// by the runtime's own `table::apply_sqlite` (a row made from each event, a prepared single-row
+/// upsert with the sequence gate, a delete per erased order), into the warehouse's own migrated
+/// table, with the PRAGMAs the departments set. No decoding, no Kafka, no sqlx, no hand-over to
+/// a writer thread: what the engine needs for these writes. Returns the topic's records per
+/// second of that.
 fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
     let mut changes = Vec::new();
     let records = raw_consume(bootstrap, topic, |message, event| {
@@ -489,14 +490,9 @@ fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
     let expected = latest.values().flatten().fold((0, 0), |(rows, sum), sequence| (rows + 1, sum + sequence));
     drop(latest);
     let mut changes = changes.into_iter().peekable();
-    let batches: Vec<Vec<Result<Reservation, String>>> = std::iter::from_fn(|| {
+    let batches: Vec<Vec<Change>> = std::iter::from_fn(|| {
         changes.peek()?;
-        let collapsed = collapse(changes.by_ref().take(batch_size));
-        let rows = collapsed.into_iter().map(|change| match change {
-            Change::Upsert(event) => Ok(Reservation::from_event(&event)),
-            Change::Erase { order_id } => Err(order_id),
-        });
-        Some(rows.collect())
+        Some(collapse(changes.by_ref().take(batch_size)))
     })
     .collect();
 
@@ -507,24 +503,10 @@ fn sqlite_alone(bootstrap: &str, topic: &str, path: &Path) -> f64 {
     for migration in Warehouse.migrator().iter() {
         db.execute_batch(&migration.sql).expect("the warehouse's migration");
     }
-    // The statement `sql::upsert` sends, for one row.
-    let upsert = Upsert::new("reservations", &COLUMNS, &[]).sql(edison_common::db::Backend::Sqlite, 1, "");
     let started = Instant::now();
     for batch in &batches {
         let transaction = db.transaction().expect("BEGIN");
-        {
-            let mut upsert = transaction.prepare_cached(&upsert).expect("the upsert");
-            let mut erase = transaction.prepare_cached("DELETE FROM reservations WHERE order_id = ?").expect("the delete");
-            for row in batch {
-                match row {
-                    Ok(r) => upsert.execute(rusqlite::params![
-                        r.order_id, r.model, r.status, r.batteries, r.batteries_reserved, r.sequence, r.updated_at
-                    ]),
-                    Err(order_id) => erase.execute([order_id]),
-                }
-                .expect("a write");
-            }
-        }
+        table::apply_sqlite::<Reservation>(&transaction, batch).expect("the batch's writes");
         transaction.commit().expect("COMMIT");
     }
     // As a department's run ends: the WAL written back into the file.

@@ -110,7 +110,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error("applying a batch failed, and retrying cannot help: {0}")]
-    Apply(#[source] ApplyError),
+    Apply(#[from] ApplyError),
     #[error("cannot send to the dead-letter topic {topic}: {source}")]
     DeadLetter { topic: String, source: KafkaError },
     /// A record written with a schema this department cannot read. Not poison: skipping it
@@ -128,6 +128,14 @@ pub enum ApplyError {
     Sqlx(#[from] sqlx::Error),
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// The database's errors outside a batch's transaction (checkpoints, a run's summary) end a run
+/// as a batch's would.
+impl From<sqlx::Error> for RuntimeError {
+    fn from(error: sqlx::Error) -> RuntimeError {
+        RuntimeError::Apply(error.into())
+    }
 }
 
 impl ApplyError {
@@ -335,7 +343,7 @@ pub async fn run<P: Projection>(
     for closed in closing {
         closed.await.expect("dropping a Kafka client panicked");
     }
-    stats.summary = summary.map_err(|error| RuntimeError::Apply(error.into()))?;
+    stats.summary = summary?;
     info!(consumed = stats.consumed, applied = stats.applied, dead_lettered = stats.dead_lettered, "stopped");
     Ok(stats)
 }
@@ -629,7 +637,7 @@ impl<P: Projection> Sink<'_, P> {
 /// SQLite file; `None` otherwise.
 fn sqlite_writer<P: Projection>(db: &Database, topic: &str) -> Result<Option<Arc<SqliteWriter>>, RuntimeError> {
     let (Some(apply), Some(path)) = (P::APPLY_SQLITE, &db.sqlite_file) else { return Ok(None) };
-    let writer = SqliteWriter::start(path, topic, apply).map_err(|error| RuntimeError::Apply(error.into()))?;
+    let writer = SqliteWriter::start(path, topic, apply).map_err(ApplyError::from)?;
     Ok(Some(Arc::new(writer)))
 }
 
@@ -881,8 +889,8 @@ async fn positions(
     topic: &str,
     stop: &Stop,
 ) -> Result<(Option<CatchUp>, HashMap<i32, i64>), RuntimeError> {
-    checkpoint::ensure_table(&db.pool).await.map_err(|error| RuntimeError::Apply(error.into()))?;
-    let checkpoints = checkpoint::read(&db.pool, topic).await.map_err(|error| RuntimeError::Apply(error.into()))?;
+    checkpoint::ensure_table(&db.pool).await?;
+    let checkpoints = checkpoint::read(&db.pool, topic).await?;
     // One look-up of the watermarks serves both, and none is made if neither needs it.
     let marks = if *stop == Stop::Never && checkpoints.is_empty() { Vec::new() } else { watermarks(config, topic).await? };
     Ok((catch_up(stop, &marks), applied_before(checkpoints, &marks)))
